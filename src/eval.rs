@@ -1,0 +1,266 @@
+//! The evaluator: the verdict of one new connection, exactly as `semantics.md` defines it, with
+//! the rule that decided it. Every backend is tested against this function, and the nftables
+//! backend computes its verdict maps by calling it.
+
+use std::fmt;
+
+use crate::diag::Span;
+use crate::model::{Action, ContractId, EntryProto, FilterEntry, FilterId, GroupId, GroupKind, Policy};
+
+/// Transport protocol of a flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Proto {
+    Tcp,
+    Udp,
+    Sctp,
+    Icmp,
+    Icmpv6,
+    /// Any other IP protocol, by number.
+    Other(u8),
+}
+
+impl Proto {
+    pub fn number(self) -> u8 {
+        match self {
+            Proto::Tcp => 6,
+            Proto::Udp => 17,
+            Proto::Sctp => 132,
+            Proto::Icmp => 1,
+            Proto::Icmpv6 => 58,
+            Proto::Other(n) => n,
+        }
+    }
+
+    pub fn from_number(n: u8) -> Proto {
+        match n {
+            6 => Proto::Tcp,
+            17 => Proto::Udp,
+            132 => Proto::Sctp,
+            1 => Proto::Icmp,
+            58 => Proto::Icmpv6,
+            n => Proto::Other(n),
+        }
+    }
+
+    pub fn has_ports(self) -> bool {
+        matches!(self, Proto::Tcp | Proto::Udp | Proto::Sctp)
+    }
+
+    pub fn is_icmp(self) -> bool {
+        matches!(self, Proto::Icmp | Proto::Icmpv6)
+    }
+
+    pub fn name(self) -> String {
+        match self {
+            Proto::Tcp => "tcp".into(),
+            Proto::Udp => "udp".into(),
+            Proto::Sctp => "sctp".into(),
+            Proto::Icmp => "icmp".into(),
+            Proto::Icmpv6 => "icmpv6".into(),
+            Proto::Other(n) => format!("ip/{n}"),
+        }
+    }
+}
+
+/// A new connection's protocol and destination port (or ICMP type; 0 for other protocols).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Flow {
+    pub proto: Proto,
+    pub port: u16,
+}
+
+impl fmt::Display for Flow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.proto {
+            Proto::Other(_) => write!(f, "{}", self.proto.name()),
+            p => write!(f, "{}/{}", p.name(), self.port),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    Allow,
+    Deny,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Allow => "allow",
+            Verdict::Deny => "deny",
+        }
+    }
+}
+
+/// A subject that matched a flow: which contract, subject, filter and entry, and through which
+/// consumer and provider groups.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Match {
+    pub contract: ContractId,
+    pub subject: usize,
+    pub filter: FilterId,
+    pub entry: usize,
+    pub consumer: GroupId,
+    pub provider: GroupId,
+}
+
+/// Why a verdict was reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// A subject of a contract (step 1 for deny, step 2 for permit).
+    Subject(Match),
+    /// Both ends are in this non-isolated group (step 3).
+    IntraGroup(GroupId),
+    /// Nothing allowed it (step 4).
+    Default,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub verdict: Verdict,
+    pub reason: Reason,
+}
+
+impl Decision {
+    /// A one-line description of the deciding rule, in the policy's own terms.
+    pub fn describe(&self, p: &Policy) -> String {
+        match self.reason {
+            Reason::Subject(m) => {
+                let c = p.contract(m.contract);
+                let s = &c.subjects[m.subject];
+                format!(
+                    "{} by subject `{}` of contract `{}` (filter `{}`; {} consumes, {} provides)",
+                    match s.action {
+                        Action::Permit => "permitted",
+                        Action::Deny => "denied",
+                    },
+                    s.name,
+                    p.contract_name(m.contract),
+                    p.filter(m.filter).name,
+                    p.group_name(m.consumer),
+                    p.group_name(m.provider),
+                )
+            }
+            Reason::IntraGroup(g) => format!("allowed inside group `{}` (intra-group default)", p.group_name(g)),
+            Reason::Default => "denied by default: no contract permits it and the ends share no open group".into(),
+        }
+    }
+
+    /// Where the deciding rule is written, if anywhere.
+    pub fn span(&self, p: &Policy) -> Option<Span> {
+        match self.reason {
+            Reason::Subject(m) => Some(p.contract(m.contract).subjects[m.subject].span),
+            Reason::IntraGroup(g) => Some(p.group(g).name_span),
+            Reason::Default => None,
+        }
+    }
+}
+
+/// Does a filter entry match a flow?
+pub fn entry_matches(e: &FilterEntry, flow: Flow) -> bool {
+    let proto_ok = match e.proto {
+        EntryProto::Ip => return true,
+        EntryProto::Tcp => flow.proto == Proto::Tcp,
+        EntryProto::Udp => flow.proto == Proto::Udp,
+        EntryProto::Sctp => flow.proto == Proto::Sctp,
+        EntryProto::Icmp => flow.proto == Proto::Icmp,
+        EntryProto::Icmpv6 => flow.proto == Proto::Icmpv6,
+    };
+    proto_ok && (e.ranges.is_empty() || e.ranges.iter().any(|&(lo, hi)| lo <= flow.port && flow.port <= hi))
+}
+
+/// The contracts that apply between two group sets: consumed by a source group and provided by
+/// a destination group, each with the first consumer and provider that make it apply.
+/// Ascending by contract id.
+pub fn applicable(p: &Policy, src: &[GroupId], dst: &[GroupId]) -> Vec<(ContractId, GroupId, GroupId)> {
+    let mut out: Vec<(ContractId, GroupId, GroupId)> = Vec::new();
+    for &s in src {
+        for &c in &p.group(s).eff_consumes {
+            if out.iter().any(|(oc, _, _)| *oc == c) {
+                continue;
+            }
+            if let Some(&d) = dst.iter().find(|d| p.group(**d).eff_provides.binary_search(&c).is_ok()) {
+                out.push((c, s, d));
+            }
+        }
+    }
+    out.sort_unstable_by_key(|x| x.0);
+    out
+}
+
+/// Every subject match of a flow given the applicable contracts, in policy order.
+pub fn matches(p: &Policy, applicable: &[(ContractId, GroupId, GroupId)], flow: Flow) -> Vec<(Action, Match)> {
+    let mut out = Vec::new();
+    for &(c, consumer, provider) in applicable {
+        for (si, s) in p.contract(c).subjects.iter().enumerate() {
+            'filters: for &(f, _) in &s.filters {
+                for (ei, e) in p.filter(f).entries.iter().enumerate() {
+                    if entry_matches(e, flow) {
+                        out.push((
+                            s.action,
+                            Match {
+                                contract: c,
+                                subject: si,
+                                filter: f,
+                                entry: ei,
+                                consumer,
+                                provider,
+                            },
+                        ));
+                        break 'filters;
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Step 3: a common group that is not isolated (`any` does not count).
+pub fn common_open_group(p: &Policy, src: &[GroupId], dst: &[GroupId]) -> Option<GroupId> {
+    src.iter().copied().find(|g| {
+        let grp = p.group(*g);
+        grp.kind != GroupKind::Any && !grp.isolated && dst.binary_search(g).is_ok()
+    })
+}
+
+/// The verdict for a flow from an address in groups `src` to one in groups `dst` (both sorted).
+pub fn decide(p: &Policy, src: &[GroupId], dst: &[GroupId], flow: Flow) -> Decision {
+    let app = applicable(p, src, dst);
+    decide_with(p, &app, src, dst, flow)
+}
+
+/// [`decide`] with the applicable contracts already computed (the backends call this for many
+/// flows between the same two group sets).
+pub fn decide_with(
+    p: &Policy,
+    app: &[(ContractId, GroupId, GroupId)],
+    src: &[GroupId],
+    dst: &[GroupId],
+    flow: Flow,
+) -> Decision {
+    let ms = matches(p, app, flow);
+    if let Some((_, m)) = ms.iter().find(|(a, _)| *a == Action::Deny) {
+        return Decision {
+            verdict: Verdict::Deny,
+            reason: Reason::Subject(*m),
+        };
+    }
+    if let Some((_, m)) = ms.first() {
+        return Decision {
+            verdict: Verdict::Allow,
+            reason: Reason::Subject(*m),
+        };
+    }
+    if let Some(g) = common_open_group(p, src, dst) {
+        return Decision {
+            verdict: Verdict::Allow,
+            reason: Reason::IntraGroup(g),
+        };
+    }
+    Decision {
+        verdict: Verdict::Deny,
+        reason: Reason::Default,
+    }
+}

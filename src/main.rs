@@ -1,0 +1,280 @@
+//! The `gbpc` command: reads a policy, checks it, lowers it, and decides how to render findings
+//! and which exit code to return (0 success, 1 the policy has errors, 2 usage or I/O error).
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use gbpc::diag::Diagnostic;
+use gbpc::lower::{k8s, nft};
+
+#[derive(Parser)]
+#[command(name = "gbpc", version, about = "Group-based policy compiler: endpoint groups and contracts to Kubernetes and nftables")]
+struct Cli {
+    /// Colour in diagnostics: auto (when stderr is a terminal), always, never.
+    #[arg(long, global = true, value_enum, default_value_t = Color::Auto)]
+    color: Color,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Target {
+    K8s,
+    Nft,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Json,
+    Yaml,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DenyMode {
+    /// A deny is an error for the k8s target (NetworkPolicy cannot deny).
+    Error,
+    /// Lower denies to AdminNetworkPolicy (policy.networking.k8s.io/v1alpha1).
+    Admin,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Enforce {
+    /// Rules in the routed fabric's forward hook.
+    Fabric,
+    /// Rules in each endpoint's own input and output hooks.
+    Endpoint,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check a policy: diagnostics, and proof of its assertions.
+    Check {
+        /// The policy file, or `-` for standard input.
+        file: PathBuf,
+    },
+    /// Compile a policy for a target.
+    Compile {
+        /// The policy file, or `-` for standard input.
+        file: PathBuf,
+        #[arg(long, value_enum)]
+        target: Target,
+        /// Output format of the k8s target.
+        #[arg(long, value_enum, default_value_t = Format::Json)]
+        format: Format,
+        /// What the k8s target does with deny subjects.
+        #[arg(long, value_enum, default_value_t = DenyMode::Error)]
+        k8s_deny: DenyMode,
+        /// k8s: allow egress DNS to the cluster resolver (kube-system/kube-dns) from every group.
+        #[arg(long)]
+        allow_dns: bool,
+        /// nft: where the rules are enforced.
+        #[arg(long, value_enum, default_value_t = Enforce::Fabric)]
+        enforce: Enforce,
+        /// nft: the name of the table (replaced as a whole on load).
+        #[arg(long, default_value = "gbpc")]
+        table: String,
+        /// Write the output here (atomically: nothing is written on error) instead of stdout.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+                _ => ExitCode::from(2),
+            };
+        }
+    };
+    let color = match cli.color {
+        Color::Always => true,
+        Color::Never => false,
+        Color::Auto => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    };
+    match cli.command {
+        Command::Check { file } => check(&file, color),
+        Command::Compile {
+            file,
+            target,
+            format,
+            k8s_deny,
+            allow_dns,
+            enforce,
+            table,
+            output,
+        } => {
+            let result = match target {
+                Target::K8s => Lowering::K8s(k8s::Options {
+                    format: match format {
+                        Format::Json => k8s::Format::Json,
+                        Format::Yaml => k8s::Format::Yaml,
+                    },
+                    deny: match k8s_deny {
+                        DenyMode::Error => k8s::DenyMode::Error,
+                        DenyMode::Admin => k8s::DenyMode::Admin,
+                    },
+                    allow_dns,
+                }),
+                Target::Nft => Lowering::Nft(nft::Options {
+                    table,
+                    enforce: match enforce {
+                        Enforce::Fabric => nft::Enforce::Fabric,
+                        Enforce::Endpoint => nft::Enforce::Endpoint,
+                    },
+                }),
+            };
+            compile(&file, result, output.as_deref(), color)
+        }
+    }
+}
+
+enum Lowering {
+    K8s(k8s::Options),
+    Nft(nft::Options),
+}
+
+/// Read the policy; a usage or I/O problem is exit 2, undecodable text is a diagnostic (exit 1).
+fn read(file: &Path) -> Result<(String, Vec<u8>), ExitCode> {
+    let name = file.display().to_string();
+    let mut bytes = Vec::new();
+    let res = if name == "-" {
+        std::io::stdin()
+            .take(gbpc::syntax::MAX_FILE_BYTES as u64 + 1)
+            .read_to_end(&mut bytes)
+            .map(|_| ())
+    } else {
+        std::fs::File::open(file).and_then(|f| {
+            f.take(gbpc::syntax::MAX_FILE_BYTES as u64 + 1)
+                .read_to_end(&mut bytes)
+                .map(|_| ())
+        })
+    };
+    match res {
+        Ok(()) => Ok((if name == "-" { "<stdin>".into() } else { name }, bytes)),
+        Err(e) => {
+            eprintln!("error: cannot read {name}: {e}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+fn report(diags: &[Diagnostic], name: &str, src: &str, color: bool) {
+    if diags.is_empty() {
+        return;
+    }
+    let text = gbpc::render::terminal(diags, name, src, color);
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(text.as_bytes());
+}
+
+/// Parse and check; on failure, report and return the exit code.
+fn load(file: &Path, color: bool) -> Result<(String, String, gbpc::model::Checked), ExitCode> {
+    let (name, bytes) = read(file)?;
+    let src = match gbpc::syntax::decode(&bytes) {
+        Ok(s) => s.to_string(),
+        Err(d) => {
+            let lossy = String::from_utf8_lossy(&bytes[..bytes.len().min(gbpc::syntax::MAX_FILE_BYTES)]).into_owned();
+            report(&[d], &name, &lossy, color);
+            eprintln!("{}", gbpc::render::summary(1, 0));
+            return Err(ExitCode::from(1));
+        }
+    };
+    let checked = gbpc::check_source(&src);
+    Ok((name, src, checked))
+}
+
+fn check(file: &Path, color: bool) -> ExitCode {
+    let (name, src, checked) = match load(file, color) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    report(&checked.diagnostics(), &name, &src, color);
+    let p = &checked.policy;
+    if checked.ok() {
+        println!(
+            "{name}: ok: {} tenants, {} groups, {} contracts, {} endpoints; {} assertions hold ({})",
+            p.tenants.len(),
+            p.groups.iter().filter(|g| g.kind != gbpc::model::GroupKind::Any).count(),
+            p.contracts.len(),
+            p.endpoints.len(),
+            p.asserts.len(),
+            gbpc::render::summary(0, checked.warnings.len()),
+        );
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("{name}: {}", gbpc::render::summary(checked.errors.len(), checked.warnings.len()));
+        ExitCode::from(1)
+    }
+}
+
+fn compile(file: &Path, lowering: Lowering, output: Option<&Path>, color: bool) -> ExitCode {
+    let (name, src, checked) = match load(file, color) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    if !checked.ok() {
+        report(&checked.diagnostics(), &name, &src, color);
+        eprintln!("{name}: {}", gbpc::render::summary(checked.errors.len(), checked.warnings.len()));
+        return ExitCode::from(1);
+    }
+    let result = match &lowering {
+        Lowering::K8s(o) => k8s::lower(&checked.policy, o),
+        Lowering::Nft(o) => nft::lower(&checked.policy, o),
+    };
+    let lowered = match result {
+        Ok(l) => l,
+        Err(errors) => {
+            let mut all = errors.clone();
+            all.extend(checked.warnings.iter().cloned());
+            gbpc::diag::sort(&mut all);
+            report(&all, &name, &src, color);
+            eprintln!("{name}: {}", gbpc::render::summary(errors.len(), checked.warnings.len()));
+            return ExitCode::from(1);
+        }
+    };
+    let mut warnings: Vec<Diagnostic> = checked.warnings.iter().chain(&lowered.warnings).cloned().collect();
+    gbpc::diag::sort(&mut warnings);
+    report(&warnings, &name, &src, color);
+    match output {
+        None => {
+            let mut out = std::io::stdout().lock();
+            if out.write_all(lowered.text.as_bytes()).and_then(|_| out.flush()).is_err() {
+                return ExitCode::from(2);
+            }
+        }
+        Some(path) => {
+            if let Err(e) = write_atomically(path, lowered.text.as_bytes()) {
+                eprintln!("error: cannot write {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// Write to a temporary file beside `path`, then rename over it: readers see the old file or
+/// the whole new one, never a part.
+fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(data)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}

@@ -1,0 +1,262 @@
+//! The checked model: every name resolved to an id, every number and address validated,
+//! inheritance flattened, membership computed. Backends and the evaluator read only this.
+//!
+//! [`check`] builds it from a syntax tree and collects every finding; the model is built even
+//! when there are errors (broken parts left out), so that later checks and the language server
+//! still have something to work with. Backends must only run on a model without errors.
+
+mod build;
+pub mod classify;
+mod graph;
+pub mod validate;
+
+use std::collections::BTreeMap;
+
+use crate::diag::{Diagnostic, Span};
+use crate::net::{Cidr, Family};
+pub use crate::syntax::ast::{Action, EntryProto, Expect};
+
+macro_rules! id {
+    ($($name:ident),*) => {$(
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(pub u32);
+        impl $name {
+            pub fn index(self) -> usize { self.0 as usize }
+        }
+    )*};
+}
+id!(TenantId, GroupId, ContractId, FilterId, EndpointId);
+
+/// Upper bound on declarations of all kinds in one policy.
+pub const MAX_OBJECTS: usize = 2_000_000;
+
+#[derive(Clone, Debug, Default)]
+pub struct Policy {
+    pub tenants: Vec<Tenant>,
+    pub groups: Vec<Group>,
+    pub contracts: Vec<Contract>,
+    pub filters: Vec<Filter>,
+    pub endpoints: Vec<Endpoint>,
+    pub asserts: Vec<Assertion>,
+    pub classes: classify::Classes,
+}
+
+#[derive(Clone, Debug)]
+pub struct Tenant {
+    pub name: String,
+    pub span: Span,
+    /// The tenant's `any` group (vzAny); always present.
+    pub any: GroupId,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum GroupKind {
+    Internal,
+    External,
+    /// The tenant-wide `any` group: every member of an internal group of the tenant.
+    Any,
+}
+
+#[derive(Clone, Debug)]
+pub struct Net {
+    pub cidr: Cidr,
+    pub except: Vec<Cidr>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug)]
+pub struct Use {
+    pub contract: ContractId,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug)]
+pub struct Group {
+    pub tenant: TenantId,
+    pub name: String,
+    pub span: Span,
+    pub name_span: Span,
+    pub kind: GroupKind,
+    pub isolated: bool,
+    pub parent: Option<GroupId>,
+    /// `select` labels (all must match).
+    pub selector: BTreeMap<String, String>,
+    pub nets: Vec<Net>,
+    /// Endpoints declared inside this group.
+    pub endpoints: Vec<EndpointId>,
+    pub provides: Vec<Use>,
+    pub consumes: Vec<Use>,
+    /// With inheritance: sorted, deduplicated.
+    pub eff_provides: Vec<ContractId>,
+    pub eff_consumes: Vec<ContractId>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Contract {
+    pub tenant: TenantId,
+    pub name: String,
+    pub span: Span,
+    pub name_span: Span,
+    pub global: bool,
+    pub subjects: Vec<Subject>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Subject {
+    pub name: String,
+    pub span: Span,
+    pub action: Action,
+    pub log: bool,
+    pub filters: Vec<(FilterId, Span)>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Filter {
+    pub tenant: TenantId,
+    pub name: String,
+    pub span: Span,
+    pub name_span: Span,
+    pub entries: Vec<FilterEntry>,
+}
+
+/// One filter entry. `ranges` are ports (tcp/udp/sctp) or ICMP types (icmp/icmpv6), sorted
+/// and merged; empty means every port or type.
+#[derive(Clone, Debug)]
+pub struct FilterEntry {
+    pub proto: EntryProto,
+    pub ranges: Vec<(u16, u16)>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    pub tenant: TenantId,
+    pub name: String,
+    pub span: Span,
+    /// The group it is declared in.
+    pub group: GroupId,
+    pub addrs: Vec<Cidr>,
+    /// Its own labels plus its group's `select` labels.
+    pub labels: BTreeMap<String, String>,
+    pub external: bool,
+    /// Every group it belongs to (declared, by labels, by address, and `any`), sorted.
+    pub groups: Vec<GroupId>,
+}
+
+/// Who an assertion talks about.
+#[derive(Clone, Debug)]
+pub enum Party {
+    Endpoint(EndpointId),
+    Address(Cidr),
+}
+
+#[derive(Clone, Debug)]
+pub struct Assertion {
+    pub tenant: TenantId,
+    pub from: Party,
+    pub to: Party,
+    pub flow: crate::eval::Flow,
+    pub expect: Expect,
+    pub span: Span,
+    pub text: String,
+}
+
+/// The result of checking: the model and every finding, errors and warnings apart.
+#[derive(Debug, Default)]
+pub struct Checked {
+    pub policy: Policy,
+    pub errors: Vec<Diagnostic>,
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl Checked {
+    pub fn ok(&self) -> bool {
+        self.errors.is_empty()
+    }
+
+    /// Errors and warnings together in reading order.
+    pub fn diagnostics(&self) -> Vec<Diagnostic> {
+        let mut all: Vec<Diagnostic> = self.errors.iter().chain(&self.warnings).cloned().collect();
+        crate::diag::sort(&mut all);
+        all
+    }
+}
+
+/// Check a parsed file: resolve, validate, build the graph, prove the assertions.
+pub fn check(file: &crate::syntax::ast::File) -> Checked {
+    build::build(file)
+}
+
+impl Policy {
+    pub fn tenant(&self, id: TenantId) -> &Tenant {
+        &self.tenants[id.index()]
+    }
+    pub fn group(&self, id: GroupId) -> &Group {
+        &self.groups[id.index()]
+    }
+    pub fn contract(&self, id: ContractId) -> &Contract {
+        &self.contracts[id.index()]
+    }
+    pub fn filter(&self, id: FilterId) -> &Filter {
+        &self.filters[id.index()]
+    }
+    pub fn endpoint(&self, id: EndpointId) -> &Endpoint {
+        &self.endpoints[id.index()]
+    }
+
+    /// `tenant/name` for messages.
+    pub fn group_name(&self, id: GroupId) -> String {
+        let g = self.group(id);
+        format!("{}/{}", self.tenant(g.tenant).name, g.name)
+    }
+    pub fn contract_name(&self, id: ContractId) -> String {
+        let c = self.contract(id);
+        format!("{}/{}", self.tenant(c.tenant).name, c.name)
+    }
+    pub fn endpoint_name(&self, id: EndpointId) -> String {
+        let e = self.endpoint(id);
+        format!("{}/{}", self.tenant(e.tenant).name, e.name)
+    }
+
+    /// Groups (with `any`) that an address belongs to, as the fabric classifies it.
+    pub fn address_groups(&self, family: Family, addr: u128) -> Vec<GroupId> {
+        self.classes.lookup(family, addr).to_vec()
+    }
+
+    /// Groups of a party.
+    pub fn party_groups(&self, p: &Party) -> Vec<GroupId> {
+        match p {
+            Party::Endpoint(e) => self.endpoint(*e).groups.clone(),
+            Party::Address(c) => self.address_groups(c.family, c.addr),
+        }
+    }
+
+    /// Every group that provides `c`, after inheritance; `any` groups included.
+    pub fn providers(&self, c: ContractId) -> Vec<GroupId> {
+        self.groups
+            .iter()
+            .enumerate()
+            .filter(|(_, g)| g.eff_provides.binary_search(&c).is_ok())
+            .map(|(i, _)| GroupId(i as u32))
+            .collect()
+    }
+
+    /// Every group that consumes `c`, after inheritance; `any` groups included.
+    pub fn consumers(&self, c: ContractId) -> Vec<GroupId> {
+        self.groups
+            .iter()
+            .enumerate()
+            .filter(|(_, g)| g.eff_consumes.binary_search(&c).is_ok())
+            .map(|(i, _)| GroupId(i as u32))
+            .collect()
+    }
+
+    /// The internal groups of a tenant (what its `any` stands for).
+    pub fn internal_groups(&self, t: TenantId) -> impl Iterator<Item = GroupId> + '_ {
+        self.groups
+            .iter()
+            .enumerate()
+            .filter(move |(_, g)| g.tenant == t && g.kind == GroupKind::Internal)
+            .map(|(i, _)| GroupId(i as u32))
+    }
+}

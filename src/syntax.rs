@@ -1,0 +1,226 @@
+//! Syntax: source text to [`ast::File`], with every syntax error as a diagnostic.
+//!
+//! The whole file is parsed with the grammar's `file` rule first. When that fails, the file is
+//! cut into tenants and declarations (see [`recover`]) and each declaration is parsed on its own,
+//! so that a broken declaration yields its own error and the rest of the file still builds a
+//! tree: an editor shows every problem at once.
+
+pub mod ast;
+mod build;
+mod recover;
+
+use crate::diag::{Code, Diagnostic, Span};
+
+/// Inputs larger than this are refused before parsing (a policy of 10,000 groups and 30,000
+/// contracts is about 5 MB).
+pub const MAX_FILE_BYTES: usize = 64 * 1024 * 1024;
+
+#[derive(pest_derive::Parser)]
+#[grammar = "../grammar/gbp.pest"]
+pub(crate) struct GbpParser;
+
+/// The result of parsing: the tree (possibly partial) and the syntax errors.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    pub file: ast::File,
+    pub errors: Vec<Diagnostic>,
+}
+
+/// Decode raw bytes as UTF-8, or say where they stop being UTF-8.
+pub fn decode(bytes: &[u8]) -> Result<&str, Diagnostic> {
+    if bytes.len() > MAX_FILE_BYTES {
+        return Err(Diagnostic::error(
+            Code::TooLarge,
+            format!(
+                "the input is {} bytes; the limit is {} bytes",
+                bytes.len(),
+                MAX_FILE_BYTES
+            ),
+        )
+        .help("split the policy into several files, or generate a smaller one"));
+    }
+    std::str::from_utf8(bytes).map_err(|e| {
+        let at = e.valid_up_to();
+        let bad = e.error_len().unwrap_or(1);
+        Diagnostic::error(Code::NotUtf8, "the input is not valid UTF-8")
+            .primary(Span::new(at, at + bad), "this byte is not UTF-8")
+            .help("save the file as UTF-8")
+    })
+}
+
+/// Parse a policy. Never panics; the tree holds whatever could be recovered.
+pub fn parse(src: &str) -> Parsed {
+    if src.len() > MAX_FILE_BYTES {
+        return Parsed {
+            file: ast::File::default(),
+            errors: vec![
+                Diagnostic::error(
+                    Code::TooLarge,
+                    format!("the input is {} bytes; the limit is {MAX_FILE_BYTES}", src.len()),
+                )
+                .primary(Span::new(0, 0), "this file"),
+            ],
+        };
+    }
+    use pest::Parser;
+    match GbpParser::parse(Rule::file, src) {
+        Ok(pairs) => {
+            let mut b = build::Builder::new(0);
+            let file = b.file(pairs);
+            Parsed {
+                file,
+                errors: b.errors,
+            }
+        }
+        Err(whole) => {
+            let mut parsed = recover::parse_recovering(src);
+            if !parsed.errors.iter().any(|d| d.is_error()) {
+                parsed.errors.push(pest_error(&whole, 0, src.len()));
+            }
+            parsed
+        }
+    }
+}
+
+/// A pest error as a diagnostic; `base` is the offset of the parsed slice in the file.
+pub(crate) fn pest_error(e: &pest::error::Error<Rule>, base: usize, file_len: usize) -> Diagnostic {
+    use pest::error::{ErrorVariant, InputLocation};
+    let (start, end) = match e.location {
+        InputLocation::Pos(p) => (p, p),
+        InputLocation::Span((s, e)) => (s, e),
+    };
+    let start = (base + start).min(file_len);
+    let end = (base + end).min(file_len);
+    let message = match &e.variant {
+        ErrorVariant::ParsingError {
+            positives,
+            negatives,
+        } => {
+            let mut names: Vec<&str> = positives.iter().filter_map(|r| rule_name(*r)).collect();
+            names.sort_unstable();
+            names.dedup();
+            if names.is_empty() {
+                let neg: Vec<&str> = negatives.iter().filter_map(|r| rule_name(*r)).collect();
+                if neg.is_empty() {
+                    "unexpected input".to_string()
+                } else {
+                    format!("unexpected {}", neg.join(", "))
+                }
+            } else {
+                format!("expected {}", one_of(&names))
+            }
+        }
+        ErrorVariant::CustomError { message } => message.clone(),
+    };
+    Diagnostic::error(Code::Syntax, format!("syntax error: {message}"))
+        .primary(Span::new(start, end), "here")
+        .help(syntax_help(&e.variant))
+}
+
+fn one_of(names: &[&str]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => (*one).to_string(),
+        [init @ .., last] => format!("{} or {}", init.join(", "), last),
+    }
+}
+
+fn syntax_help(v: &pest::error::ErrorVariant<Rule>) -> String {
+    use pest::error::ErrorVariant;
+    if let ErrorVariant::ParsingError { positives, .. } = v {
+        if positives.contains(&Rule::kw_tenant) {
+            return "a policy file is a list of `tenant NAME { ... }` blocks".into();
+        }
+        if positives.contains(&Rule::subject) {
+            return "a contract holds subjects: `subject NAME permit|deny FILTER, ... [log]`".into();
+        }
+        if positives.contains(&Rule::entry) {
+            return "a filter holds entries such as `tcp 80, 443`, `udp 53`, `icmp echo-request` or `ip`".into();
+        }
+        if positives.contains(&Rule::select) || positives.contains(&Rule::provides) {
+            return "a group holds `select`, `address`, `endpoint`, `provides` and `consumes` statements".into();
+        }
+        if positives.contains(&Rule::probe) || positives.contains(&Rule::verdict) {
+            return "an assertion reads `assert FROM -> TO tcp/443 allow`".into();
+        }
+    }
+    "see docs/language.md for the syntax".into()
+}
+
+/// What the user should read for each rule in "expected ..." messages.
+fn rule_name(r: Rule) -> Option<&'static str> {
+    Some(match r {
+        Rule::EOI => "end of file",
+        Rule::kw_tenant | Rule::tenant => "`tenant`",
+        Rule::filter | Rule::kw_filter => "`filter`",
+        Rule::contract | Rule::kw_contract | Rule::global => "`contract`",
+        Rule::group | Rule::kw_group => "`group`",
+        Rule::external | Rule::kw_external => "`external`",
+        Rule::any_block | Rule::kw_any => "`any`",
+        Rule::assertion | Rule::kw_assert => "`assert`",
+        Rule::name | Rule::reference | Rule::qualified | Rule::ref_list => "a name",
+        Rule::entry | Rule::port_entry | Rule::port_proto => "a filter entry (tcp, udp, sctp, icmp, icmpv6, ip)",
+        Rule::icmp_proto | Rule::icmp_entry => "icmp",
+        Rule::any_ip_entry => "ip",
+        Rule::port_list | Rule::port_item | Rule::number => "a port",
+        Rule::icmp_list | Rule::icmp_type => "an ICMP type",
+        Rule::subject | Rule::kw_subject => "`subject`",
+        Rule::action => "`permit` or `deny`",
+        Rule::log => "`log`",
+        Rule::modifier | Rule::extends | Rule::kw_extends => "`extends`",
+        Rule::isolated => "`isolated`",
+        Rule::select | Rule::kw_select => "`select`",
+        Rule::address | Rule::kw_address => "`address`",
+        Rule::endpoint | Rule::kw_endpoint => "`endpoint`",
+        Rule::provides | Rule::kw_provides => "`provides`",
+        Rule::consumes | Rule::kw_consumes => "`consumes`",
+        Rule::kw_labels => "`labels`",
+        Rule::label_list | Rule::label | Rule::label_key => "a label `key=value`",
+        Rule::label_value | Rule::string => "a label value",
+        Rule::except => "`except`",
+        Rule::cidr | Rule::cidr_list | Rule::ip_list | Rule::addr_chars => "an address",
+        Rule::target => "an endpoint name or address",
+        Rule::probe | Rule::probe_proto => "a probe such as tcp/443",
+        Rule::verdict => "`allow` or `deny`",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_small_policy() {
+        let p = parse(
+            "tenant t { filter f { tcp 80, 1000-2000 udp } contract c { subject s permit f log }\n\
+             group g isolated extends h { select app=web; address 198.18.0.0/24 endpoint e 198.18.0.1 labels a=\"b\" provides c consumes x/y }\n\
+             external ext { address 0.0.0.0/0 except 198.18.0.0/15, 192.0.2.0/24 }\n\
+             any { consumes c }\n assert e -> 198.18.0.2 tcp/80 allow }",
+        );
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
+        assert_eq!(p.file.tenants.len(), 1);
+        assert_eq!(p.file.tenants[0].items.len(), 6);
+    }
+
+    #[test]
+    fn recovers_after_a_broken_declaration() {
+        let p = parse(
+            "tenant t {\n  filter f { tcp 80 }\n  contract c { subject s allow f }\n  group g { provides c consumes }\n  filter ok { udp 53 }\n}\n",
+        );
+        assert_eq!(p.errors.len(), 2, "{:?}", p.errors);
+        // the good filters survive
+        let filters = p.file.tenants[0]
+            .items
+            .iter()
+            .filter(|i| matches!(i, ast::Item::Filter(_)))
+            .count();
+        assert_eq!(filters, 2);
+    }
+
+    #[test]
+    fn keywords_need_a_boundary() {
+        let p = parse("tenantx { }");
+        assert!(!p.errors.is_empty());
+    }
+}
