@@ -116,7 +116,12 @@ impl Diagnostic {
         self
     }
 
-    pub fn fix(mut self, span: Span, replacement: impl Into<String>, title: impl Into<String>) -> Self {
+    pub fn fix(
+        mut self,
+        span: Span,
+        replacement: impl Into<String>,
+        title: impl Into<String>,
+    ) -> Self {
         self.fixes.push(Fix {
             span,
             replacement: replacement.into(),

@@ -5,7 +5,9 @@
 use std::fmt;
 
 use crate::diag::Span;
-use crate::model::{Action, ContractId, EntryProto, FilterEntry, FilterId, GroupId, GroupKind, Policy};
+use crate::model::{
+    Action, ContractId, EntryProto, FilterEntry, FilterId, GroupId, GroupKind, Policy,
+};
 
 /// Transport protocol of a flow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -142,8 +144,13 @@ impl Decision {
                     p.group_name(m.provider),
                 )
             }
-            Reason::IntraGroup(g) => format!("allowed inside group `{}` (intra-group default)", p.group_name(g)),
-            Reason::Default => "denied by default: no contract permits it and the ends share no open group".into(),
+            Reason::IntraGroup(g) => format!(
+                "allowed inside group `{}` (intra-group default)",
+                p.group_name(g)
+            ),
+            Reason::Default => {
+                "denied by default: no contract permits it and the ends share no open group".into()
+            }
         }
     }
 
@@ -167,20 +174,31 @@ pub fn entry_matches(e: &FilterEntry, flow: Flow) -> bool {
         EntryProto::Icmp => flow.proto == Proto::Icmp,
         EntryProto::Icmpv6 => flow.proto == Proto::Icmpv6,
     };
-    proto_ok && (e.ranges.is_empty() || e.ranges.iter().any(|&(lo, hi)| lo <= flow.port && flow.port <= hi))
+    proto_ok
+        && (e.ranges.is_empty()
+            || e.ranges
+                .iter()
+                .any(|&(lo, hi)| lo <= flow.port && flow.port <= hi))
 }
 
 /// The contracts that apply between two group sets: consumed by a source group and provided by
 /// a destination group, each with the first consumer and provider that make it apply.
 /// Ascending by contract id.
-pub fn applicable(p: &Policy, src: &[GroupId], dst: &[GroupId]) -> Vec<(ContractId, GroupId, GroupId)> {
+pub fn applicable(
+    p: &Policy,
+    src: &[GroupId],
+    dst: &[GroupId],
+) -> Vec<(ContractId, GroupId, GroupId)> {
     let mut out: Vec<(ContractId, GroupId, GroupId)> = Vec::new();
     for &s in src {
         for &c in &p.group(s).eff_consumes {
             if out.iter().any(|(oc, _, _)| *oc == c) {
                 continue;
             }
-            if let Some(&d) = dst.iter().find(|d| p.group(**d).eff_provides.binary_search(&c).is_ok()) {
+            if let Some(&d) = dst
+                .iter()
+                .find(|d| p.group(**d).eff_provides.binary_search(&c).is_ok())
+            {
                 out.push((c, s, d));
             }
         }
@@ -190,7 +208,11 @@ pub fn applicable(p: &Policy, src: &[GroupId], dst: &[GroupId]) -> Vec<(Contract
 }
 
 /// Every subject match of a flow given the applicable contracts, in policy order.
-pub fn matches(p: &Policy, applicable: &[(ContractId, GroupId, GroupId)], flow: Flow) -> Vec<(Action, Match)> {
+pub fn matches(
+    p: &Policy,
+    applicable: &[(ContractId, GroupId, GroupId)],
+    flow: Flow,
+) -> Vec<(Action, Match)> {
     let mut out = Vec::new();
     for &(c, consumer, provider) in applicable {
         for (si, s) in p.contract(c).subjects.iter().enumerate() {

@@ -7,12 +7,12 @@
 //! never prints; the binary chooses renderers and exit codes.
 
 pub mod diag;
-pub mod syntax;
 pub mod eval;
+pub mod lower;
 pub mod model;
 pub mod net;
-pub mod lower;
 pub mod render;
+pub mod syntax;
 
 /// Parse and check a policy: every syntax and semantic finding, and the model.
 pub fn check_source(src: &str) -> model::Checked {

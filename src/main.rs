@@ -10,7 +10,11 @@ use gbpc::diag::Diagnostic;
 use gbpc::lower::{k8s, nft};
 
 #[derive(Parser)]
-#[command(name = "gbpc", version, about = "Group-based policy compiler: endpoint groups and contracts to Kubernetes and nftables")]
+#[command(
+    name = "gbpc",
+    version,
+    about = "Group-based policy compiler: endpoint groups and contracts to Kubernetes and nftables"
+)]
 struct Cli {
     /// Colour in diagnostics: auto (when stderr is a terminal), always, never.
     #[arg(long, global = true, value_enum, default_value_t = Color::Auto)]
@@ -94,7 +98,9 @@ fn main() -> ExitCode {
         Err(e) => {
             let _ = e.print();
             return match e.kind() {
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    ExitCode::SUCCESS
+                }
                 _ => ExitCode::from(2),
             };
         }
@@ -186,7 +192,9 @@ fn load(file: &Path, color: bool) -> Result<(String, String, gbpc::model::Checke
     let src = match gbpc::syntax::decode(&bytes) {
         Ok(s) => s.to_string(),
         Err(d) => {
-            let lossy = String::from_utf8_lossy(&bytes[..bytes.len().min(gbpc::syntax::MAX_FILE_BYTES)]).into_owned();
+            let lossy =
+                String::from_utf8_lossy(&bytes[..bytes.len().min(gbpc::syntax::MAX_FILE_BYTES)])
+                    .into_owned();
             report(&[d], &name, &lossy, color);
             eprintln!("{}", gbpc::render::summary(1, 0));
             return Err(ExitCode::from(1));
@@ -207,7 +215,10 @@ fn check(file: &Path, color: bool) -> ExitCode {
         println!(
             "{name}: ok: {} tenants, {} groups, {} contracts, {} endpoints; {} assertions hold ({})",
             p.tenants.len(),
-            p.groups.iter().filter(|g| g.kind != gbpc::model::GroupKind::Any).count(),
+            p.groups
+                .iter()
+                .filter(|g| g.kind != gbpc::model::GroupKind::Any)
+                .count(),
             p.contracts.len(),
             p.endpoints.len(),
             p.asserts.len(),
@@ -215,7 +226,10 @@ fn check(file: &Path, color: bool) -> ExitCode {
         );
         ExitCode::SUCCESS
     } else {
-        eprintln!("{name}: {}", gbpc::render::summary(checked.errors.len(), checked.warnings.len()));
+        eprintln!(
+            "{name}: {}",
+            gbpc::render::summary(checked.errors.len(), checked.warnings.len())
+        );
         ExitCode::from(1)
     }
 }
@@ -227,7 +241,10 @@ fn compile(file: &Path, lowering: Lowering, output: Option<&Path>, color: bool) 
     };
     if !checked.ok() {
         report(&checked.diagnostics(), &name, &src, color);
-        eprintln!("{name}: {}", gbpc::render::summary(checked.errors.len(), checked.warnings.len()));
+        eprintln!(
+            "{name}: {}",
+            gbpc::render::summary(checked.errors.len(), checked.warnings.len())
+        );
         return ExitCode::from(1);
     }
     let result = match &lowering {
@@ -241,17 +258,29 @@ fn compile(file: &Path, lowering: Lowering, output: Option<&Path>, color: bool) 
             all.extend(checked.warnings.iter().cloned());
             gbpc::diag::sort(&mut all);
             report(&all, &name, &src, color);
-            eprintln!("{name}: {}", gbpc::render::summary(errors.len(), checked.warnings.len()));
+            eprintln!(
+                "{name}: {}",
+                gbpc::render::summary(errors.len(), checked.warnings.len())
+            );
             return ExitCode::from(1);
         }
     };
-    let mut warnings: Vec<Diagnostic> = checked.warnings.iter().chain(&lowered.warnings).cloned().collect();
+    let mut warnings: Vec<Diagnostic> = checked
+        .warnings
+        .iter()
+        .chain(&lowered.warnings)
+        .cloned()
+        .collect();
     gbpc::diag::sort(&mut warnings);
     report(&warnings, &name, &src, color);
     match output {
         None => {
             let mut out = std::io::stdout().lock();
-            if out.write_all(lowered.text.as_bytes()).and_then(|_| out.flush()).is_err() {
+            if out
+                .write_all(lowered.text.as_bytes())
+                .and_then(|_| out.flush())
+                .is_err()
+            {
                 return ExitCode::from(2);
             }
         }

@@ -167,7 +167,11 @@ pub fn range_to_cidrs(family: Family, lo: u128, hi: u128) -> Vec<Cidr> {
             break;
         }
         // Largest block aligned at `cur` that fits in [cur, hi].
-        let mut size_bits = if cur == 0 { bits } else { cur.trailing_zeros().min(bits) };
+        let mut size_bits = if cur == 0 {
+            bits
+        } else {
+            cur.trailing_zeros().min(bits)
+        };
         loop {
             let last = if size_bits >= 128 {
                 u128::MAX
@@ -203,13 +207,25 @@ mod tests {
 
     #[test]
     fn parses_and_rejects() {
-        assert_eq!(Cidr::parse("198.18.0.0/15").map(|c| c.to_string()), Ok("198.18.0.0/15".into()));
+        assert_eq!(
+            Cidr::parse("198.18.0.0/15").map(|c| c.to_string()),
+            Ok("198.18.0.0/15".into())
+        );
         assert_eq!(Cidr::parse("2001:db8::/32").map(|c| c.len), Ok(32));
         assert_eq!(Cidr::parse("198.18.0.1").map(|c| c.len), Ok(32));
-        assert!(matches!(Cidr::parse("198.18.0.1/15"), Err(CidrError::HostBits { .. })));
-        assert_eq!(Cidr::parse("198.18.0.0/33"), Err(CidrError::Length { max: 32 }));
+        assert!(matches!(
+            Cidr::parse("198.18.0.1/15"),
+            Err(CidrError::HostBits { .. })
+        ));
+        assert_eq!(
+            Cidr::parse("198.18.0.0/33"),
+            Err(CidrError::Length { max: 32 })
+        );
         assert_eq!(Cidr::parse("300.1.1.1"), Err(CidrError::Syntax));
-        assert_eq!(Cidr::parse("0.0.0.0/0").map(|c| c.last()), Ok(u32::MAX as u128));
+        assert_eq!(
+            Cidr::parse("0.0.0.0/0").map(|c| c.last()),
+            Ok(u32::MAX as u128)
+        );
         assert_eq!(Cidr::parse("::/0").map(|c| c.last()), Ok(u128::MAX));
     }
 
@@ -225,7 +241,15 @@ mod tests {
             .iter()
             .map(|c| c.to_string())
             .collect();
-        assert_eq!(v, vec!["198.18.0.1/32", "198.18.0.2/31", "198.18.0.4/31", "198.18.0.6/32"]);
+        assert_eq!(
+            v,
+            vec![
+                "198.18.0.1/32",
+                "198.18.0.2/31",
+                "198.18.0.4/31",
+                "198.18.0.6/32"
+            ]
+        );
         let v = range_to_cidrs(Family::V6, 0, u128::MAX);
         assert_eq!(v.len(), 1);
     }

@@ -68,5 +68,9 @@ pub fn terminal(diags: &[Diagnostic], file_name: &str, src: &str, color: bool) -
 /// The one-line summary after a check: `2 errors, 1 warning`.
 pub fn summary(errors: usize, warnings: usize) -> String {
     let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
-    format!("{}, {}", plural(errors, "error"), plural(warnings, "warning"))
+    format!(
+        "{}, {}",
+        plural(errors, "error"),
+        plural(warnings, "warning")
+    )
 }

@@ -56,7 +56,10 @@ pub fn parse(src: &str) -> Parsed {
             errors: vec![
                 Diagnostic::error(
                     Code::TooLarge,
-                    format!("the input is {} bytes; the limit is {MAX_FILE_BYTES}", src.len()),
+                    format!(
+                        "the input is {} bytes; the limit is {MAX_FILE_BYTES}",
+                        src.len()
+                    ),
                 )
                 .primary(Span::new(0, 0), "this file"),
             ],
@@ -132,7 +135,8 @@ fn syntax_help(v: &pest::error::ErrorVariant<Rule>) -> String {
             return "a policy file is a list of `tenant NAME { ... }` blocks".into();
         }
         if positives.contains(&Rule::subject) {
-            return "a contract holds subjects: `subject NAME permit|deny FILTER, ... [log]`".into();
+            return "a contract holds subjects: `subject NAME permit|deny FILTER, ... [log]`"
+                .into();
         }
         if positives.contains(&Rule::entry) {
             return "a filter holds entries such as `tcp 80, 443`, `udp 53`, `icmp echo-request` or `ip`".into();
@@ -159,7 +163,9 @@ fn rule_name(r: Rule) -> Option<&'static str> {
         Rule::any_block | Rule::kw_any => "`any`",
         Rule::assertion | Rule::kw_assert => "`assert`",
         Rule::name | Rule::reference | Rule::qualified | Rule::ref_list => "a name",
-        Rule::entry | Rule::port_entry | Rule::port_proto => "a filter entry (tcp, udp, sctp, icmp, icmpv6, ip)",
+        Rule::entry | Rule::port_entry | Rule::port_proto => {
+            "a filter entry (tcp, udp, sctp, icmp, icmpv6, ip)"
+        }
         Rule::icmp_proto | Rule::icmp_entry => "icmp",
         Rule::any_ip_entry => "ip",
         Rule::port_list | Rule::port_item | Rule::number => "a port",

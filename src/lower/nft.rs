@@ -1,15 +1,635 @@
-//! nftables backend (being written).
-use super::LowerResult;
-use crate::model::Policy;
+//! nftables backend: one script that `nft -f` loads atomically into its own `inet` table.
+//!
+//! Classification is by lookup, not by a chain of rules per pair: each address maps to its
+//! *class* (the exact set of groups it is in, see [`crate::model::classify`]) through one
+//! interval map per family; the source class goes into `meta mark`, the destination class into
+//! `ct mark`. The verdict of a new connection is then one lookup of
+//! `class . class . protocol . port` in a verdict map whose elements are computed here by
+//! asking the evaluator, segment by segment, so the kernel decides exactly as
+//! [`crate::eval::decide`] does. Deny and permit elements live in the same map (deny wins in
+//! the evaluator, so a segment's element already carries the winning verdict); pairs with no
+//! contract decision fall through to the intra-group set, then to the chain's `policy drop`.
+//!
+//! The number of rules is constant; only set and map elements grow with the policy. Counters
+//! are named objects, one per contract, selected by an object map with the same keys as the
+//! verdict map. Subjects with `log` put their elements in a set that a `log group` rule tests.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
+
+use super::{LowerResult, Lowered};
+use crate::diag::{Code, Diagnostic};
+use crate::eval::{self, Flow, Proto, Reason};
+use crate::model::{ContractId, EntryProto, GroupId, GroupKind, Policy};
+use crate::net::{Cidr, Family, addr_to_ip, range_to_cidrs};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum Enforce { #[default] Fabric, Endpoint }
-
-#[derive(Clone, Debug)]
-pub struct Options { pub table: String, pub enforce: Enforce }
-
-impl Default for Options {
-    fn default() -> Self { Options { table: "gbpc".into(), enforce: Enforce::Fabric } }
+pub enum Enforce {
+    /// One routed fabric: a `forward` hook sees every flow between endpoints.
+    #[default]
+    Fabric,
+    /// Inside each endpoint's own namespace: `input` (ingress) and `output` (egress) hooks.
+    Endpoint,
 }
 
-pub fn lower(_p: &Policy, _o: &Options) -> LowerResult { Ok(Default::default()) }
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The table (family `inet`) the script owns and replaces.
+    pub table: String,
+    pub enforce: Enforce,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            table: "gbpc".into(),
+            enforce: Enforce::Fabric,
+        }
+    }
+}
+
+/// The NFLOG group `log` subjects log to.
+pub const LOG_GROUP: u16 = 0;
+
+/// A key space of the verdict maps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Space {
+    /// tcp, udp, sctp by destination port.
+    L4,
+    Icmp,
+    Icmp6,
+    /// Every other IP protocol, by protocol number.
+    Proto,
+}
+
+impl Space {
+    const ALL: [Space; 4] = [Space::L4, Space::Icmp, Space::Icmp6, Space::Proto];
+
+    fn suffix(self) -> &'static str {
+        match self {
+            Space::L4 => "l4",
+            Space::Icmp => "icmp",
+            Space::Icmp6 => "icmp6",
+            Space::Proto => "proto",
+        }
+    }
+
+    fn key_type(self) -> &'static str {
+        match self {
+            Space::L4 => "mark . mark . inet_proto . inet_service",
+            Space::Icmp => "mark . mark . icmp_type",
+            Space::Icmp6 => "mark . mark . icmpv6_type",
+            Space::Proto => "mark . mark . inet_proto",
+        }
+    }
+
+    /// The match that guards the lookup, and the lookup key expression.
+    fn guard_and_key(self) -> (&'static str, &'static str) {
+        match self {
+            Space::L4 => (
+                "meta l4proto { tcp, udp, sctp } ",
+                "meta mark . ct mark . meta l4proto . th dport",
+            ),
+            Space::Icmp => ("meta l4proto icmp ", "meta mark . ct mark . icmp type"),
+            Space::Icmp6 => (
+                "meta l4proto ipv6-icmp ",
+                "meta mark . ct mark . icmpv6 type",
+            ),
+            Space::Proto => ("", "meta mark . ct mark . meta l4proto"),
+        }
+    }
+}
+
+/// One element: classes, the protocol (L4 only), a range of ports/types/protocols.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Element {
+    src: u32,
+    dst: u32,
+    proto: Option<Proto>,
+    lo: u16,
+    hi: u16,
+    allow: bool,
+    contract: ContractId,
+    log: bool,
+}
+
+/// Protocol numbers decided as "other": everything except tcp, udp, sctp, icmp, icmpv6.
+const OTHER_PROTO_RANGES: &[(u16, u16)] =
+    &[(0, 0), (2, 5), (7, 16), (18, 57), (59, 131), (133, 255)];
+
+pub fn lower(p: &Policy, o: &Options) -> LowerResult {
+    if let Err(d) = check_table_name(&o.table) {
+        return Err(vec![d]);
+    }
+    let warnings = no_address_warnings(p);
+    let classes = &p.classes;
+    // Classes each group is in.
+    let mut group_classes: Vec<Vec<u32>> = vec![Vec::new(); p.groups.len()];
+    for (ci, set) in classes.sets.iter().enumerate() {
+        for g in set {
+            group_classes[g.index()].push(ci as u32);
+        }
+    }
+    // Class pairs some contract may apply to.
+    let mut pairs: BTreeSet<(u32, u32)> = BTreeSet::new();
+    for ci in 0..p.contracts.len() {
+        let c = ContractId(ci as u32);
+        let mut srcs: Vec<u32> = p
+            .consumers(c)
+            .iter()
+            .flat_map(|g| group_classes[g.index()].iter().copied())
+            .collect();
+        let mut dsts: Vec<u32> = p
+            .providers(c)
+            .iter()
+            .flat_map(|g| group_classes[g.index()].iter().copied())
+            .collect();
+        srcs.sort_unstable();
+        srcs.dedup();
+        dsts.sort_unstable();
+        dsts.dedup();
+        for &s in &srcs {
+            for &d in &dsts {
+                pairs.insert((s, d));
+            }
+        }
+    }
+    let mut elements: BTreeMap<Space, Vec<Element>> = BTreeMap::new();
+    for &(s, d) in &pairs {
+        let src = &classes.sets[s as usize];
+        let dst = &classes.sets[d as usize];
+        let app = eval::applicable(p, src, dst);
+        if app.is_empty() {
+            continue;
+        }
+        for space in Space::ALL {
+            let out = elements.entry(space).or_default();
+            for (proto, segments) in segments(p, &app, space) {
+                let mut last: Option<Element> = None;
+                for (lo, hi) in segments {
+                    let flow = Flow {
+                        proto: proto.unwrap_or(Proto::Other(0)),
+                        port: lo,
+                    };
+                    let dec = eval::decide_with(p, &app, src, dst, flow);
+                    let Reason::Subject(m) = dec.reason else {
+                        if let Some(e) = last.take() {
+                            out.push(e);
+                        }
+                        continue;
+                    };
+                    let subj = &p.contract(m.contract).subjects[m.subject];
+                    let el = Element {
+                        src: s,
+                        dst: d,
+                        proto,
+                        lo,
+                        hi,
+                        allow: dec.verdict == eval::Verdict::Allow,
+                        contract: m.contract,
+                        log: subj.log,
+                    };
+                    match &mut last {
+                        Some(prev)
+                            if prev.allow == el.allow
+                                && prev.contract == el.contract
+                                && prev.log == el.log
+                                && prev.hi as u32 + 1 == lo as u32 =>
+                        {
+                            prev.hi = hi
+                        }
+                        _ => {
+                            if let Some(e) = last.replace(el) {
+                                out.push(e);
+                            }
+                        }
+                    }
+                }
+                if let Some(e) = last.take() {
+                    out.push(e);
+                }
+            }
+        }
+    }
+    // Intra-group pairs: both classes share a non-isolated group.
+    let mut intra: BTreeSet<(u32, u32)> = BTreeSet::new();
+    for (gi, g) in p.groups.iter().enumerate() {
+        if g.isolated || g.kind == GroupKind::Any {
+            continue;
+        }
+        let cs = &group_classes[gi];
+        for &a in cs {
+            for &b in cs {
+                intra.insert((a, b));
+            }
+        }
+    }
+    let text = render(p, o, &elements, &intra);
+    Ok(Lowered { text, warnings })
+}
+
+/// The ranges over which the decision between two class sets is constant, per protocol of
+/// the key space: the cut points are every edge of every filter entry that applies.
+fn segments(
+    p: &Policy,
+    app: &[(ContractId, GroupId, GroupId)],
+    space: Space,
+) -> Vec<(Option<Proto>, Vec<(u16, u16)>)> {
+    let protos: Vec<Option<Proto>> = match space {
+        Space::L4 => vec![Some(Proto::Tcp), Some(Proto::Udp), Some(Proto::Sctp)],
+        Space::Icmp => vec![Some(Proto::Icmp)],
+        Space::Icmp6 => vec![Some(Proto::Icmpv6)],
+        Space::Proto => vec![None],
+    };
+    let mut out = Vec::new();
+    for proto in protos {
+        let (max, entry_proto) = match proto {
+            Some(Proto::Tcp) => (65535u32, Some(EntryProto::Tcp)),
+            Some(Proto::Udp) => (65535, Some(EntryProto::Udp)),
+            Some(Proto::Sctp) => (65535, Some(EntryProto::Sctp)),
+            Some(Proto::Icmp) => (255, Some(EntryProto::Icmp)),
+            Some(Proto::Icmpv6) => (255, Some(EntryProto::Icmpv6)),
+            _ => (0, None),
+        };
+        if entry_proto.is_none() {
+            // Other protocols: only `ip` entries match, and they match every protocol alike.
+            out.push((None, OTHER_PROTO_RANGES.to_vec()));
+            continue;
+        }
+        let mut cuts: BTreeSet<u32> = BTreeSet::new();
+        cuts.insert(0);
+        let mut relevant = false;
+        for &(c, _, _) in app {
+            for s in &p.contract(c).subjects {
+                for &(f, _) in &s.filters {
+                    for e in &p.filter(f).entries {
+                        if e.proto == EntryProto::Ip || Some(e.proto) == entry_proto {
+                            relevant = true;
+                            for &(lo, hi) in &e.ranges {
+                                cuts.insert(lo as u32);
+                                cuts.insert(hi as u32 + 1);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if !relevant {
+            continue;
+        }
+        let cuts: Vec<u32> = cuts.into_iter().filter(|&c| c <= max).collect();
+        let mut segs = Vec::with_capacity(cuts.len());
+        for (i, &lo) in cuts.iter().enumerate() {
+            let hi = cuts.get(i + 1).map_or(max, |n| n - 1);
+            segs.push((lo as u16, hi as u16));
+        }
+        out.push((proto, segs));
+    }
+    out
+}
+
+fn check_table_name(name: &str) -> Result<(), Diagnostic> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Diagnostic::error(
+            Code::BadName,
+            format!("`{name}` is not a usable nftables table name"),
+        )
+        .help("use letters, digits, `_` and `-`, starting with a letter, at most 64 characters"))
+    }
+}
+
+/// Internal groups that take part in contracts but have no address nftables could see.
+fn no_address_warnings(p: &Policy) -> Vec<Diagnostic> {
+    let mut has_member_addr = vec![false; p.groups.len()];
+    for e in p.endpoints.iter().filter(|e| !e.addrs.is_empty()) {
+        for g in &e.groups {
+            has_member_addr[g.index()] = true;
+        }
+    }
+    let mut out = Vec::new();
+    for (gi, g) in p.groups.iter().enumerate() {
+        if g.kind != GroupKind::Internal || !g.nets.is_empty() || has_member_addr[gi] {
+            continue;
+        }
+        if !g.eff_provides.is_empty() || !g.eff_consumes.is_empty() {
+            out.push(
+                Diagnostic::warning(
+                    Code::NftNoAddress,
+                    format!(
+                        "group `{}` has no addresses; nftables cannot classify its traffic",
+                        g.name
+                    ),
+                )
+                .primary(g.name_span, "")
+                .help("add `address PREFIX` or declare endpoints with addresses"),
+            );
+        }
+    }
+    out
+}
+
+fn counter_name(p: &Policy, c: ContractId) -> String {
+    let c = p.contract(c);
+    format!("{}/{}", p.tenant(c.tenant).name, c.name)
+}
+
+fn addr_range(family: Family, lo: u128, hi: u128) -> String {
+    let cidrs = range_to_cidrs(family, lo, hi);
+    if cidrs.len() == 1 {
+        let c: Cidr = cidrs[0];
+        if c.is_host() {
+            return c.ip().to_string();
+        }
+        return c.to_string();
+    }
+    format!("{}-{}", addr_to_ip(family, lo), addr_to_ip(family, hi))
+}
+
+fn key(e: &Element) -> String {
+    let range = if e.lo == e.hi {
+        e.lo.to_string()
+    } else {
+        format!("{}-{}", e.lo, e.hi)
+    };
+    match e.proto {
+        Some(Proto::Tcp) => format!("0x{:x} . 0x{:x} . tcp . {range}", e.src, e.dst),
+        Some(Proto::Udp) => format!("0x{:x} . 0x{:x} . udp . {range}", e.src, e.dst),
+        Some(Proto::Sctp) => format!("0x{:x} . 0x{:x} . sctp . {range}", e.src, e.dst),
+        _ => format!("0x{:x} . 0x{:x} . {range}", e.src, e.dst),
+    }
+}
+
+/// `elements = { a, b, ... }` with one element a line, or nothing when empty.
+fn elements_block(out: &mut String, items: impl Iterator<Item = String>) {
+    let mut first = true;
+    for it in items {
+        if first {
+            out.push_str("\t\telements = {\n");
+            first = false;
+        } else {
+            out.push_str(",\n");
+        }
+        out.push_str("\t\t\t");
+        out.push_str(&it);
+    }
+    if !first {
+        out.push_str("\n\t\t}\n");
+    }
+}
+
+fn render(
+    p: &Policy,
+    o: &Options,
+    elements: &BTreeMap<Space, Vec<Element>>,
+    intra: &BTreeSet<(u32, u32)>,
+) -> String {
+    let mut s = String::new();
+    let t = &o.table;
+    let _ = writeln!(s, "#!/usr/sbin/nft -f");
+    let _ = writeln!(
+        s,
+        "# Generated by gbpc. Do not edit: change the policy and compile again."
+    );
+    let _ = writeln!(
+        s,
+        "# Loading this file replaces table inet {t} atomically and touches nothing else."
+    );
+    let _ = writeln!(s, "#");
+    let _ = writeln!(
+        s,
+        "# Address classes (meta mark = source class, ct mark = destination class):"
+    );
+    for (ci, set) in p.classes.sets.iter().enumerate() {
+        let names: Vec<String> = set
+            .iter()
+            .filter(|g| p.group(**g).kind != GroupKind::Any)
+            .map(|g| p.group_name(*g))
+            .collect();
+        let names = if names.is_empty() {
+            "(no group)".to_string()
+        } else {
+            names.join(", ")
+        };
+        let _ = writeln!(s, "#   0x{ci:x}: {names}");
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(s, "table inet {t} {{}}");
+    let _ = writeln!(s, "delete table inet {t}");
+    let _ = writeln!(s, "table inet {t} {{");
+    // Counters, one per contract.
+    for (ci, c) in p.contracts.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "\tcounter {} {{\n\t\tcomment \"contract {}{}\"\n\t}}\n",
+            counter_name(p, ContractId(ci as u32)),
+            counter_name(p, ContractId(ci as u32)),
+            if c.global { " (global)" } else { "" }
+        );
+    }
+    // Class maps.
+    for (name, family, ty) in [
+        ("class4", Family::V4, "ipv4_addr"),
+        ("class6", Family::V6, "ipv6_addr"),
+    ] {
+        let _ = writeln!(
+            s,
+            "\tmap {name} {{\n\t\ttype {ty} : mark\n\t\tflags interval"
+        );
+        elements_block(
+            &mut s,
+            p.classes
+                .table(family)
+                .iter()
+                .map(|&(lo, hi, c)| format!("{} : 0x{c:x}", addr_range(family, lo, hi))),
+        );
+        let _ = writeln!(s, "\t}}\n");
+    }
+    // Intra-group pairs.
+    let _ = writeln!(s, "\tset intra {{\n\t\ttype mark . mark");
+    elements_block(
+        &mut s,
+        intra.iter().map(|(a, b)| format!("0x{a:x} . 0x{b:x}")),
+    );
+    let _ = writeln!(s, "\t}}\n");
+    // Verdict, counter and log maps per key space.
+    let empty = Vec::new();
+    for space in Space::ALL {
+        let els = elements.get(&space).unwrap_or(&empty);
+        let suf = space.suffix();
+        let ty = space.key_type();
+        let _ = writeln!(
+            s,
+            "\tmap verdict_{suf} {{\n\t\ttype {ty} : verdict\n\t\tflags interval"
+        );
+        elements_block(
+            &mut s,
+            els.iter()
+                .map(|e| format!("{} : {}", key(e), if e.allow { "accept" } else { "drop" })),
+        );
+        let _ = writeln!(s, "\t}}\n");
+        let _ = writeln!(
+            s,
+            "\tmap counter_{suf} {{\n\t\ttype {ty} : counter\n\t\tflags interval"
+        );
+        elements_block(
+            &mut s,
+            els.iter()
+                .map(|e| format!("{} : \"{}\"", key(e), counter_name(p, e.contract))),
+        );
+        let _ = writeln!(s, "\t}}\n");
+        let _ = writeln!(s, "\tset log_{suf} {{\n\t\ttype {ty}\n\t\tflags interval");
+        elements_block(&mut s, els.iter().filter(|e| e.log).map(key));
+        let _ = writeln!(s, "\t}}\n");
+    }
+    // The policy chain: classify, log, count, decide.
+    let _ = writeln!(s, "\tchain decide {{");
+    let _ = writeln!(s, "\t\tmeta mark set ip saddr map @class4");
+    let _ = writeln!(s, "\t\tct mark set ip daddr map @class4");
+    let _ = writeln!(s, "\t\tmeta mark set ip6 saddr map @class6");
+    let _ = writeln!(s, "\t\tct mark set ip6 daddr map @class6");
+    for space in Space::ALL {
+        let (guard, k) = space.guard_and_key();
+        let suf = space.suffix();
+        let _ = writeln!(
+            s,
+            "\t\t{guard}{k} @log_{suf} log prefix \"gbpc \" group {LOG_GROUP}"
+        );
+    }
+    for space in Space::ALL {
+        let (guard, k) = space.guard_and_key();
+        let suf = space.suffix();
+        let _ = writeln!(s, "\t\t{guard}counter name {k} map @counter_{suf}");
+    }
+    for space in Space::ALL {
+        let (guard, k) = space.guard_and_key();
+        let suf = space.suffix();
+        let _ = writeln!(s, "\t\t{guard}{k} vmap @verdict_{suf}");
+    }
+    let _ = writeln!(s, "\t\tmeta mark . ct mark @intra counter accept");
+    let _ = writeln!(s, "\t\tcounter drop comment \"default deny\"");
+    let _ = writeln!(s, "\t}}\n");
+    let nd = "icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit, nd-router-advert } accept";
+    match o.enforce {
+        Enforce::Fabric => {
+            let _ = writeln!(s, "\tchain forward {{");
+            let _ = writeln!(
+                s,
+                "\t\ttype filter hook forward priority filter; policy drop;"
+            );
+            let _ = writeln!(s, "\t\tct state established,related accept");
+            let _ = writeln!(s, "\t\tct state invalid drop");
+            let _ = writeln!(s, "\t\tjump decide");
+            let _ = writeln!(s, "\t}}");
+        }
+        Enforce::Endpoint => {
+            for (chain, lo) in [("input", "iif"), ("output", "oif")] {
+                let _ = writeln!(s, "\tchain {chain} {{");
+                let _ = writeln!(
+                    s,
+                    "\t\ttype filter hook {chain} priority filter; policy drop;"
+                );
+                let _ = writeln!(s, "\t\t{lo} lo accept");
+                let _ = writeln!(s, "\t\tct state established,related accept");
+                let _ = writeln!(s, "\t\tct state invalid drop");
+                let _ = writeln!(s, "\t\t{nd}");
+                let _ = writeln!(s, "\t\tjump decide");
+                let _ = writeln!(s, "\t}}");
+                if chain == "input" {
+                    let _ = writeln!(s);
+                }
+            }
+        }
+    }
+    let _ = writeln!(s, "}}");
+    s
+}
+
+/// Counts of what the script holds, for benchmarks and reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub rules: usize,
+    pub classes: usize,
+    pub elements: usize,
+}
+
+/// Count rules (lines inside chains that are not declarations) and set elements of a script.
+pub fn stats(script: &str) -> Stats {
+    let mut st = Stats::default();
+    let mut in_chain = false;
+    let mut in_elements = false;
+    for line in script.lines() {
+        let l = line.trim();
+        if l.starts_with("chain ") {
+            in_chain = true;
+            continue;
+        }
+        if in_chain {
+            if l == "}" {
+                in_chain = false;
+            } else if !l.is_empty() && !l.starts_with("type ") {
+                st.rules += 1;
+            }
+            continue;
+        }
+        if l.starts_with("elements = {") {
+            in_elements = true;
+            continue;
+        }
+        if in_elements {
+            if l == "}" {
+                in_elements = false;
+            } else {
+                st.elements += 1;
+            }
+        }
+        if l.starts_with("#   0x") {
+            st.classes += 1;
+        }
+    }
+    st
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compile(src: &str) -> String {
+        let c = crate::check_source(src);
+        assert!(c.ok(), "{:?}", c.errors);
+        match lower(&c.policy, &Options::default()) {
+            Ok(l) => l.text,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+
+    #[test]
+    fn deny_wins_per_segment_and_rules_are_constant() {
+        let small = compile(
+            "tenant t { filter web { tcp 80-90 } filter ssh { tcp 85 }
+               contract c { subject a permit web  subject b deny ssh log }
+               group x { select a=x address 198.18.1.0/24 consumes c }
+               group y { select a=y address 198.18.2.0/24 provides c } }",
+        );
+        assert!(small.contains("tcp . 80-84 : accept"), "{small}");
+        assert!(small.contains("tcp . 85 : drop"), "{small}");
+        assert!(small.contains("tcp . 86-90 : accept"), "{small}");
+        let mut big =
+            String::from("tenant t { filter web { tcp 80 } contract c { subject a permit web }\n");
+        for i in 0..50 {
+            big.push_str(&format!(
+                "group g{i} {{ select a=g{i} address 198.18.{i}.0/24 consumes c provides c }}\n"
+            ));
+        }
+        big.push('}');
+        let big = compile(&big);
+        assert_eq!(stats(&small).rules, stats(&big).rules);
+    }
+}

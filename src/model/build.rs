@@ -84,7 +84,9 @@ pub(super) fn build(file: &ast::File) -> Checked {
 }
 
 fn invalid_diag(code: Code, span: Span, inv: Invalid) -> Diagnostic {
-    let mut d = Diagnostic::error(code, inv.message).primary(span, "").help(inv.help);
+    let mut d = Diagnostic::error(code, inv.message)
+        .primary(span, "")
+        .help(inv.help);
     if let Some(s) = inv.suggestion {
         d = d.fix(span, s.clone(), format!("use `{s}`"));
     }
@@ -127,10 +129,13 @@ impl<'a> Builder<'a> {
 
     fn duplicate(&mut self, what: &str, name: &ast::Ident, first: Span) {
         self.errors.push(
-            Diagnostic::error(Code::Duplicate, format!("{what} `{}` is defined twice", name.text))
-                .primary(name.span, "defined again here")
-                .secondary(first, "first defined here")
-                .help(format!("rename one of them or remove the second {what}")),
+            Diagnostic::error(
+                Code::Duplicate,
+                format!("{what} `{}` is defined twice", name.text),
+            )
+            .primary(name.span, "defined again here")
+            .secondary(first, "first defined here")
+            .help(format!("rename one of them or remove the second {what}")),
         );
     }
 
@@ -293,15 +298,22 @@ impl<'a> Builder<'a> {
         for (ti, t) in self.file.tenants.iter().enumerate() {
             for item in &t.items {
                 let ast::Item::Filter(f) = item else { continue };
-                let Some(&fid) = self.filters[ti].get(f.name.text.as_str()) else { continue };
+                let Some(&fid) = self.filters[ti].get(f.name.text.as_str()) else {
+                    continue;
+                };
                 if self.p.filters[fid.index()].span != f.span {
                     continue; // a duplicate
                 }
                 if f.entries.is_empty() {
                     self.errors.push(
-                        Diagnostic::error(Code::Empty, format!("filter `{}` has no entries", f.name.text))
-                            .primary(f.name.span, "this filter matches nothing")
-                            .help("add entries such as `tcp 443`, `udp 53`, `icmp echo-request` or `ip`"),
+                        Diagnostic::error(
+                            Code::Empty,
+                            format!("filter `{}` has no entries", f.name.text),
+                        )
+                        .primary(f.name.span, "this filter matches nothing")
+                        .help(
+                            "add entries such as `tcp 443`, `udp 53`, `icmp echo-request` or `ip`",
+                        ),
                     );
                 }
                 let mut entries = Vec::new();
@@ -312,7 +324,9 @@ impl<'a> Builder<'a> {
                             EntryProto::Icmp | EntryProto::Icmpv6 => {
                                 match validate::icmp_type(e.proto == EntryProto::Icmpv6, &pt.lo) {
                                     Ok(n) => ranges.push((n as u16, n as u16)),
-                                    Err(inv) => self.errors.push(invalid_diag(Code::BadIcmp, pt.span, inv)),
+                                    Err(inv) => {
+                                        self.errors.push(invalid_diag(Code::BadIcmp, pt.span, inv))
+                                    }
                                 }
                             }
                             _ => {
@@ -322,10 +336,17 @@ impl<'a> Builder<'a> {
                                     (Ok(lo), Ok(None)) => ranges.push((lo, lo)),
                                     (Ok(lo), Ok(Some(hi))) if lo <= hi => ranges.push((lo, hi)),
                                     (Ok(lo), Ok(Some(hi))) => self.errors.push(
-                                        Diagnostic::error(Code::BadPort, format!("port range {lo}-{hi} is empty"))
-                                            .primary(pt.span, "the first port is above the last")
-                                            .help(format!("write the range low to high: {hi}-{lo}"))
-                                            .fix(pt.span, format!("{hi}-{lo}"), "swap the bounds"),
+                                        Diagnostic::error(
+                                            Code::BadPort,
+                                            format!("port range {lo}-{hi} is empty"),
+                                        )
+                                        .primary(pt.span, "the first port is above the last")
+                                        .help(format!("write the range low to high: {hi}-{lo}"))
+                                        .fix(
+                                            pt.span,
+                                            format!("{hi}-{lo}"),
+                                            "swap the bounds",
+                                        ),
                                     ),
                                     (Err(inv), _) | (_, Err(inv)) => {
                                         self.errors.push(invalid_diag(Code::BadPort, pt.span, inv))
@@ -356,18 +377,29 @@ impl<'a> Builder<'a> {
         }
     }
 
-    fn undefined(&self, what: &str, r: &ast::Reference, candidates: Vec<&str>, help: &str) -> Diagnostic {
-        let mut d = Diagnostic::error(Code::Undefined, format!("{what} `{}` is not defined", r.display()))
-            .primary(r.span, format!("no {what} with this name"));
+    fn undefined(
+        &self,
+        what: &str,
+        r: &ast::Reference,
+        candidates: Vec<&str>,
+        help: &str,
+    ) -> Diagnostic {
+        let mut d = Diagnostic::error(
+            Code::Undefined,
+            format!("{what} `{}` is not defined", r.display()),
+        )
+        .primary(r.span, format!("no {what} with this name"));
         match closest(&r.name.text, candidates.iter().copied()) {
             Some(best) => {
                 let replacement = match &r.tenant {
                     Some(t) => format!("{}/{best}", t.text),
                     None => best.to_string(),
                 };
-                d = d
-                    .help(format!("did you mean `{replacement}`?"))
-                    .fix(r.span, replacement.clone(), format!("change to `{replacement}`"));
+                d = d.help(format!("did you mean `{replacement}`?")).fix(
+                    r.span,
+                    replacement.clone(),
+                    format!("change to `{replacement}`"),
+                );
             }
             None => d = d.help(help.to_string()),
         }
@@ -381,9 +413,12 @@ impl<'a> Builder<'a> {
             let tid = self.p.contracts[ci].tenant;
             if c.subjects.is_empty() {
                 self.errors.push(
-                    Diagnostic::error(Code::Empty, format!("contract `{}` has no subjects", c.name.text))
-                        .primary(c.name.span, "this contract permits and denies nothing")
-                        .help("add a subject: `subject NAME permit FILTER`"),
+                    Diagnostic::error(
+                        Code::Empty,
+                        format!("contract `{}` has no subjects", c.name.text),
+                    )
+                    .primary(c.name.span, "this contract permits and denies nothing")
+                    .help("add a subject: `subject NAME permit FILTER`"),
                 );
             }
             let mut seen: HashMap<&str, Span> = HashMap::new();
@@ -413,8 +448,14 @@ impl<'a> Builder<'a> {
                             filters.push((f, r.span));
                         }
                         None => {
-                            let cands: Vec<&str> = self.filters[tid.index()].keys().copied().collect();
-                            let d = self.undefined("filter", r, cands, "declare it: `filter NAME { tcp 443 }`");
+                            let cands: Vec<&str> =
+                                self.filters[tid.index()].keys().copied().collect();
+                            let d = self.undefined(
+                                "filter",
+                                r,
+                                cands,
+                                "declare it: `filter NAME { tcp 443 }`",
+                            );
                             self.errors.push(d);
                         }
                     }
@@ -433,7 +474,12 @@ impl<'a> Builder<'a> {
 
     /// Resolve a contract reference from tenant `tid`; `consume` allows other tenants' global
     /// contracts.
-    fn contract_ref(&mut self, tid: TenantId, r: &ast::Reference, consume: bool) -> Option<ContractId> {
+    fn contract_ref(
+        &mut self,
+        tid: TenantId,
+        r: &ast::Reference,
+        consume: bool,
+    ) -> Option<ContractId> {
         let target_tenant = match &r.tenant {
             None => tid,
             Some(t) => match self.tenant_ids.get(t.text.as_str()) {
@@ -446,8 +492,16 @@ impl<'a> Builder<'a> {
             },
         };
         let Some(&c) = self.contracts[target_tenant.index()].get(r.name.text.as_str()) else {
-            let cands: Vec<&str> = self.contracts[target_tenant.index()].keys().copied().collect();
-            let d = self.undefined("contract", r, cands, "declare it: `contract NAME { subject NAME permit FILTER }`");
+            let cands: Vec<&str> = self.contracts[target_tenant.index()]
+                .keys()
+                .copied()
+                .collect();
+            let d = self.undefined(
+                "contract",
+                r,
+                cands,
+                "declare it: `contract NAME { subject NAME permit FILTER }`",
+            );
             self.errors.push(d);
             return None;
         };
@@ -469,11 +523,18 @@ impl<'a> Builder<'a> {
                 self.errors.push(
                     Diagnostic::error(
                         Code::NotGlobal,
-                        format!("contract `{}` is not global, so tenant `{}` cannot consume it", r.display(), self.p.tenants[tid.index()].name),
+                        format!(
+                            "contract `{}` is not global, so tenant `{}` cannot consume it",
+                            r.display(),
+                            self.p.tenants[tid.index()].name
+                        ),
                     )
                     .primary(r.span, "consumed from another tenant")
                     .secondary(contract.name_span, "declared here without `global`")
-                    .help(format!("declare it `global contract {} {{ ... }}` to share it across tenants", contract.name)),
+                    .help(format!(
+                        "declare it `global contract {} {{ ... }}` to share it across tenants",
+                        contract.name
+                    )),
                 );
                 return None;
             }
@@ -488,26 +549,39 @@ impl<'a> Builder<'a> {
             span: t.span,
         };
         let cands: Vec<&str> = self.tenant_ids.keys().copied().collect();
-        self.undefined("tenant", &r, cands, "declare the tenant, or fix the qualified name `tenant/name`")
+        self.undefined(
+            "tenant",
+            &r,
+            cands,
+            "declare the tenant, or fix the qualified name `tenant/name`",
+        )
     }
 
     fn labels(&mut self, labels: &[ast::LabelText], out: &mut BTreeMap<String, String>) {
         for l in labels {
             if let Err(inv) = validate::label_key(&l.key) {
-                self.errors.push(invalid_diag(Code::BadLabel, l.key_span, inv));
+                self.errors
+                    .push(invalid_diag(Code::BadLabel, l.key_span, inv));
                 continue;
             }
             if let Err(inv) = validate::label_value(&l.value) {
-                self.errors.push(invalid_diag(Code::BadLabel, l.value_span, inv));
+                self.errors
+                    .push(invalid_diag(Code::BadLabel, l.value_span, inv));
                 continue;
             }
             if let Some(prev) = out.get(&l.key)
                 && *prev != l.value
             {
                 self.errors.push(
-                    Diagnostic::error(Code::BadLabel, format!("label `{}` is given two values", l.key))
-                        .primary(l.span, format!("`{}={}` here", l.key, l.value))
-                        .help(format!("it is already `{}={prev}`; a label has one value", l.key)),
+                    Diagnostic::error(
+                        Code::BadLabel,
+                        format!("label `{}` is given two values", l.key),
+                    )
+                    .primary(l.span, format!("`{}={}` here", l.key, l.value))
+                    .help(format!(
+                        "it is already `{}={prev}`; a label has one value",
+                        l.key
+                    )),
                 );
                 continue;
             }
@@ -536,7 +610,9 @@ impl<'a> Builder<'a> {
                         Some(network.to_string()),
                     ),
                 };
-                let mut d = Diagnostic::error(Code::BadAddress, msg).primary(a.span, "").help(help);
+                let mut d = Diagnostic::error(Code::BadAddress, msg)
+                    .primary(a.span, "")
+                    .help(help);
                 if let Some(f) = fix {
                     d = d.fix(a.span, f.clone(), format!("change to `{f}`"));
                 }
@@ -549,7 +625,9 @@ impl<'a> Builder<'a> {
     /// Pass 4: groups: modifiers, selectors, addresses, endpoints, contract uses; `any` blocks.
     fn resolve_groups(&mut self) {
         for gi in 0..self.p.groups.len() {
-            let Some(g) = self.group_ast[gi] else { continue };
+            let Some(g) = self.group_ast[gi] else {
+                continue;
+            };
             let gid = GroupId(gi as u32);
             let tid = self.p.groups[gi].tenant;
             let external = g.kind == ast::GroupKind::External;
@@ -601,7 +679,12 @@ impl<'a> Builder<'a> {
                             span: parent.span,
                         };
                         let cands: Vec<&str> = self.groups[tid.index()].keys().copied().collect();
-                        let d = self.undefined("group", &r, cands, "declare the parent group in the same tenant");
+                        let d = self.undefined(
+                            "group",
+                            &r,
+                            cands,
+                            "declare the parent group in the same tenant",
+                        );
                         self.errors.push(d);
                     }
                 }
@@ -621,7 +704,9 @@ impl<'a> Builder<'a> {
             // addresses
             let mut nets = Vec::new();
             for a in &g.addresses {
-                let Some(cidr) = self.cidr(&a.cidr) else { continue };
+                let Some(cidr) = self.cidr(&a.cidr) else {
+                    continue;
+                };
                 let mut except = Vec::new();
                 if !a.except.is_empty() && !external {
                     self.errors.push(
@@ -634,17 +719,27 @@ impl<'a> Builder<'a> {
                     let Some(xc) = self.cidr(x) else { continue };
                     if xc.family != cidr.family {
                         self.errors.push(
-                            Diagnostic::error(Code::Family, format!("`{xc}` is {}, but `{cidr}` is {}", xc.family.as_str(), cidr.family.as_str()))
-                                .primary(x.span, "")
-                                .secondary(a.cidr.span, "the prefix it is excepted from")
-                                .help("an exception must be of the same address family as its prefix"),
+                            Diagnostic::error(
+                                Code::Family,
+                                format!(
+                                    "`{xc}` is {}, but `{cidr}` is {}",
+                                    xc.family.as_str(),
+                                    cidr.family.as_str()
+                                ),
+                            )
+                            .primary(x.span, "")
+                            .secondary(a.cidr.span, "the prefix it is excepted from")
+                            .help("an exception must be of the same address family as its prefix"),
                         );
                     } else if !cidr.contains(&xc) || xc == cidr {
                         self.errors.push(
-                            Diagnostic::error(Code::Family, format!("`{xc}` is not strictly inside `{cidr}`"))
-                                .primary(x.span, "")
-                                .secondary(a.cidr.span, "the prefix it is excepted from")
-                                .help("Kubernetes requires every `except` to lie inside its CIDR"),
+                            Diagnostic::error(
+                                Code::Family,
+                                format!("`{xc}` is not strictly inside `{cidr}`"),
+                            )
+                            .primary(x.span, "")
+                            .secondary(a.cidr.span, "the prefix it is excepted from")
+                            .help("Kubernetes requires every `except` to lie inside its CIDR"),
                         );
                     } else {
                         except.push(xc);
@@ -661,7 +756,9 @@ impl<'a> Builder<'a> {
             let eids = self.p.groups[gi].endpoints.clone();
             let selector = self.p.groups[gi].selector.clone();
             for (k, e) in g.endpoints.iter().enumerate() {
-                let Some(&eid) = self.endpoints[tid.index()].get(e.name.text.as_str()) else { continue };
+                let Some(&eid) = self.endpoints[tid.index()].get(e.name.text.as_str()) else {
+                    continue;
+                };
                 if !eids.contains(&eid) || self.p.endpoints[eid.index()].span != e.name.span {
                     continue; // a duplicate
                 }
@@ -669,9 +766,12 @@ impl<'a> Builder<'a> {
                 let mut labels = selector.clone();
                 if external && !e.labels.is_empty() {
                     self.errors.push(
-                        Diagnostic::error(Code::Misplaced, "an external endpoint cannot carry labels")
-                            .primary(e.labels[0].span, "")
-                            .help("external endpoints are addresses outside the cluster"),
+                        Diagnostic::error(
+                            Code::Misplaced,
+                            "an external endpoint cannot carry labels",
+                        )
+                        .primary(e.labels[0].span, "")
+                        .help("external endpoints are addresses outside the cluster"),
                     );
                 } else {
                     self.labels(&e.labels, &mut labels);
@@ -689,9 +789,16 @@ impl<'a> Builder<'a> {
                     }
                     if addrs.iter().any(|x| x.family == c.family) {
                         self.errors.push(
-                            Diagnostic::error(Code::Family, format!("endpoint `{}` has two {} addresses", e.name.text, c.family.as_str()))
-                                .primary(a.span, "")
-                                .help("an endpoint has at most one IPv4 and one IPv6 address"),
+                            Diagnostic::error(
+                                Code::Family,
+                                format!(
+                                    "endpoint `{}` has two {} addresses",
+                                    e.name.text,
+                                    c.family.as_str()
+                                ),
+                            )
+                            .primary(a.span, "")
+                            .help("an endpoint has at most one IPv4 and one IPv6 address"),
                         );
                         continue;
                     }
@@ -718,13 +825,19 @@ impl<'a> Builder<'a> {
             let mut provides = Vec::new();
             for r in &g.provides {
                 if let Some(c) = self.contract_ref(tid, r, false) {
-                    provides.push(Use { contract: c, span: r.span });
+                    provides.push(Use {
+                        contract: c,
+                        span: r.span,
+                    });
                 }
             }
             let mut consumes = Vec::new();
             for r in &g.consumes {
                 if let Some(c) = self.contract_ref(tid, r, true) {
-                    consumes.push(Use { contract: c, span: r.span });
+                    consumes.push(Use {
+                        contract: c,
+                        span: r.span,
+                    });
                 }
             }
             self.p.groups[gid.index()].provides = provides;
@@ -740,12 +853,18 @@ impl<'a> Builder<'a> {
                 let ast::Item::Any(a) = item else { continue };
                 for r in &a.provides {
                     if let Some(c) = self.contract_ref(tid, r, false) {
-                        provides.push(Use { contract: c, span: r.span });
+                        provides.push(Use {
+                            contract: c,
+                            span: r.span,
+                        });
                     }
                 }
                 for r in &a.consumes {
                     if let Some(c) = self.contract_ref(tid, r, true) {
-                        consumes.push(Use { contract: c, span: r.span });
+                        consumes.push(Use {
+                            contract: c,
+                            span: r.span,
+                        });
                     }
                 }
             }
@@ -764,7 +883,10 @@ impl<'a> Builder<'a> {
                 continue;
             }
             if let Some((k, v)) = g.selector.iter().next() {
-                by_label.entry((g.tenant, k.as_str(), v.as_str())).or_default().push(GroupId(gi as u32));
+                by_label
+                    .entry((g.tenant, k.as_str(), v.as_str()))
+                    .or_default()
+                    .push(GroupId(gi as u32));
             }
         }
         let mut static_groups: Vec<Vec<GroupId>> = Vec::with_capacity(p.endpoints.len());
@@ -816,7 +938,11 @@ impl<'a> Builder<'a> {
             }
         }
         let kinds: Vec<GroupKind> = p.groups.iter().map(|g| g.kind).collect();
-        let anys: Vec<GroupId> = p.groups.iter().map(|g| p.tenants[g.tenant.index()].any).collect();
+        let anys: Vec<GroupId> = p
+            .groups
+            .iter()
+            .map(|g| p.tenants[g.tenant.index()].any)
+            .collect();
         let any_of = |g: GroupId| anys.get(g.index()).copied();
         let classes = Classes::build(&ranges, &kinds, &any_of);
         // Every endpoint's groups.
@@ -827,15 +953,32 @@ impl<'a> Builder<'a> {
             let mut gs = static_groups[ei].clone();
             for a in &e.addrs {
                 let found = classes.lookup(a.family, a.addr);
-                if e.external && found.iter().any(|g| kinds[g.index()] == GroupKind::Internal) {
-                    let g = found.iter().find(|g| kinds[g.index()] == GroupKind::Internal).copied();
+                if e.external
+                    && found
+                        .iter()
+                        .any(|g| kinds[g.index()] == GroupKind::Internal)
+                {
+                    let g = found
+                        .iter()
+                        .find(|g| kinds[g.index()] == GroupKind::Internal)
+                        .copied();
                     let mut d = Diagnostic::error(
                         Code::Membership,
-                        format!("external endpoint `{}` at {} is inside the fabric", e.name, a.ip()),
+                        format!(
+                            "external endpoint `{}` at {} is inside the fabric",
+                            e.name,
+                            a.ip()
+                        ),
                     )
                     .primary(e.span, "");
                     if let Some(g) = g {
-                        d = d.secondary(p.groups[g.index()].name_span, format!("internal group `{}` holds this address", p.groups[g.index()].name));
+                        d = d.secondary(
+                            p.groups[g.index()].name_span,
+                            format!(
+                                "internal group `{}` holds this address",
+                                p.groups[g.index()].name
+                            ),
+                        );
                     }
                     diags.push(d.help("external addresses must not belong to any internal group"));
                     continue;
@@ -946,13 +1089,19 @@ impl<'a> Builder<'a> {
             for s in &c.subjects {
                 for &(f, span) in &s.filters {
                     let entries = &p.filter(f).entries;
-                    let only_icmp4 = !entries.is_empty() && entries.iter().all(|e| e.proto == EntryProto::Icmp);
-                    let only_icmp6 = !entries.is_empty() && entries.iter().all(|e| e.proto == EntryProto::Icmpv6);
+                    let only_icmp4 =
+                        !entries.is_empty() && entries.iter().all(|e| e.proto == EntryProto::Icmp);
+                    let only_icmp6 = !entries.is_empty()
+                        && entries.iter().all(|e| e.proto == EntryProto::Icmpv6);
                     if (only_icmp4 && !v4) || (only_icmp6 && !v6) {
                         out.push(
                             Diagnostic::warning(
                                 Code::FamilyMismatch,
-                                format!("filter `{}` can never match in contract `{}`", p.filter(f).name, c.name),
+                                format!(
+                                    "filter `{}` can never match in contract `{}`",
+                                    p.filter(f).name,
+                                    c.name
+                                ),
                             )
                             .primary(span, "")
                             .help(if only_icmp4 {
@@ -974,9 +1123,12 @@ impl<'a> Builder<'a> {
                 let c = self.cidr(a)?;
                 if !c.is_host() {
                     self.errors.push(
-                        Diagnostic::error(Code::AssertTarget, format!("`{c}` is a prefix; an assertion names one address"))
-                            .primary(a.span, "")
-                            .help("use one address of the prefix, or an endpoint name"),
+                        Diagnostic::error(
+                            Code::AssertTarget,
+                            format!("`{c}` is a prefix; an assertion names one address"),
+                        )
+                        .primary(a.span, "")
+                        .help("use one address of the prefix, or an endpoint name"),
                     );
                     return None;
                 }
@@ -1005,8 +1157,16 @@ impl<'a> Builder<'a> {
                     );
                     return None;
                 }
-                let cands: Vec<&str> = self.endpoints[target_tenant.index()].keys().copied().collect();
-                let d = self.undefined("endpoint", r, cands, "declare it inside a group: `endpoint NAME ADDRESS`");
+                let cands: Vec<&str> = self.endpoints[target_tenant.index()]
+                    .keys()
+                    .copied()
+                    .collect();
+                let d = self.undefined(
+                    "endpoint",
+                    r,
+                    cands,
+                    "declare it inside a group: `endpoint NAME ADDRESS`",
+                );
                 self.errors.push(d);
                 None
             }
@@ -1015,7 +1175,9 @@ impl<'a> Builder<'a> {
 
     fn probe(&mut self, pr: &ast::Probe) -> Option<Flow> {
         let bad = |msg: String, help: &str| {
-            Diagnostic::error(Code::AssertTarget, msg).primary(pr.span, "").help(help.to_string())
+            Diagnostic::error(Code::AssertTarget, msg)
+                .primary(pr.span, "")
+                .help(help.to_string())
         };
         let flow = match pr.proto.as_str() {
             "tcp" | "udp" | "sctp" => {
@@ -1025,7 +1187,10 @@ impl<'a> Builder<'a> {
                     _ => Proto::Sctp,
                 };
                 let Some(arg) = &pr.arg else {
-                    self.errors.push(bad(format!("`{}` needs a port", pr.proto), "write it as tcp/443"));
+                    self.errors.push(bad(
+                        format!("`{}` needs a port", pr.proto),
+                        "write it as tcp/443",
+                    ));
                     return None;
                 };
                 match validate::port(arg) {
@@ -1084,7 +1249,9 @@ impl<'a> Builder<'a> {
                 let from = self.party(tid, &a.from);
                 let to = self.party(tid, &a.to);
                 let flow = self.probe(&a.probe);
-                let (Some(from), Some(to), Some(flow)) = (from, to, flow) else { continue };
+                let (Some(from), Some(to), Some(flow)) = (from, to, flow) else {
+                    continue;
+                };
                 self.p.asserts.push(Assertion {
                     tenant: tid,
                     from,
@@ -1092,7 +1259,12 @@ impl<'a> Builder<'a> {
                     flow,
                     expect: a.expect,
                     span: a.span,
-                    text: format!("{} -> {} {}", target_text(&a.from), target_text(&a.to), flow),
+                    text: format!(
+                        "{} -> {} {}",
+                        target_text(&a.from),
+                        target_text(&a.to),
+                        flow
+                    ),
                 });
             }
         }

@@ -36,7 +36,11 @@ pub struct Classes {
 
 impl Classes {
     /// Partition the address space. `any_of` maps an internal group to its tenant's `any`.
-    pub fn build(ranges: &[Range], kinds: &[GroupKind], any_of: &dyn Fn(GroupId) -> Option<GroupId>) -> Classes {
+    pub fn build(
+        ranges: &[Range],
+        kinds: &[GroupKind],
+        any_of: &dyn Fn(GroupId) -> Option<GroupId>,
+    ) -> Classes {
         let mut c = Classes {
             sets: vec![Vec::new()],
             v4: Vec::new(),
@@ -64,7 +68,8 @@ impl Classes {
     pub fn class_of(&self, family: Family, addr: u128) -> u32 {
         let t = self.table(family);
         let i = t.partition_point(|&(_, hi, _)| hi < addr);
-        t.get(i).map_or(0, |&(lo, _, class)| if lo <= addr { class } else { 0 })
+        t.get(i)
+            .map_or(0, |&(lo, _, class)| if lo <= addr { class } else { 0 })
     }
 
     pub fn lookup(&self, family: Family, addr: u128) -> &[GroupId] {
@@ -173,8 +178,20 @@ mod tests {
         let kinds = [GroupKind::Internal, GroupKind::External, GroupKind::Any];
         let any = |g: GroupId| (g == GroupId(0)).then_some(GroupId(2));
         let ranges = [
-            Range { family: Family::V4, lo: 10, hi: 19, group: GroupId(0), external: false },
-            Range { family: Family::V4, lo: 0, hi: u32::MAX as u128, group: GroupId(1), external: true },
+            Range {
+                family: Family::V4,
+                lo: 10,
+                hi: 19,
+                group: GroupId(0),
+                external: false,
+            },
+            Range {
+                family: Family::V4,
+                lo: 0,
+                hi: u32::MAX as u128,
+                group: GroupId(1),
+                external: true,
+            },
         ];
         let c = Classes::build(&ranges, &kinds, &any);
         assert_eq!(c.lookup(Family::V4, 5), &[GroupId(1)]);

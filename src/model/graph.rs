@@ -27,7 +27,8 @@ pub(super) fn inheritance(p: &mut Policy, errors: &mut Vec<Diagnostic>) {
     }
     sccs.sort_unstable();
     for scc in sccs {
-        let is_cycle = scc.len() > 1 || p.groups[scc[0].index()].parent == Some(GroupId(scc[0].index() as u32));
+        let is_cycle = scc.len() > 1
+            || p.groups[scc[0].index()].parent == Some(GroupId(scc[0].index() as u32));
         if !is_cycle {
             continue;
         }
@@ -45,10 +46,16 @@ pub(super) fn inheritance(p: &mut Policy, errors: &mut Vec<Diagnostic>) {
             order.push(next);
             cur = next;
         }
-        let names: Vec<String> = order.iter().map(|g| p.groups[g.index()].name.clone()).collect();
+        let names: Vec<String> = order
+            .iter()
+            .map(|g| p.groups[g.index()].name.clone())
+            .collect();
         let chain = format!("{} -> {}", names.join(" -> "), names[0]);
         let mut d = Diagnostic::error(Code::Cycle, format!("`extends` forms a cycle: {chain}"))
-            .primary(p.groups[start.index()].name_span, "this group extends itself through the cycle");
+            .primary(
+                p.groups[start.index()].name_span,
+                "this group extends itself through the cycle",
+            );
         for g in order.iter().skip(1) {
             d = d.secondary(p.groups[g.index()].name_span, "part of the cycle");
         }
@@ -64,7 +71,11 @@ pub(super) fn inheritance(p: &mut Policy, errors: &mut Vec<Diagnostic>) {
                 break;
             }
             chain.push(c);
-            cur = if in_cycle[c.index()] { None } else { p.groups[c.index()].parent };
+            cur = if in_cycle[c.index()] {
+                None
+            } else {
+                p.groups[c.index()].parent
+            };
         }
         for &c in chain.iter().rev() {
             let grp = &p.groups[c.index()];
@@ -94,9 +105,12 @@ pub(super) fn unused(p: &Policy, filter_used: &[bool], warnings: &mut Vec<Diagno
     for (f, used) in p.filters.iter().zip(filter_used) {
         if !used {
             warnings.push(
-                Diagnostic::warning(Code::UnusedFilter, format!("filter `{}` is never used", f.name))
-                    .primary(f.name_span, "no subject lists this filter")
-                    .help("use it in a contract's subject, or remove it"),
+                Diagnostic::warning(
+                    Code::UnusedFilter,
+                    format!("filter `{}` is never used", f.name),
+                )
+                .primary(f.name_span, "no subject lists this filter")
+                .help("use it in a contract's subject, or remove it"),
             );
         }
     }

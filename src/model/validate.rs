@@ -11,7 +11,11 @@ pub struct Invalid {
     pub suggestion: Option<String>,
 }
 
-fn invalid(message: impl Into<String>, help: impl Into<String>, suggestion: Option<String>) -> Invalid {
+fn invalid(
+    message: impl Into<String>,
+    help: impl Into<String>,
+    suggestion: Option<String>,
+) -> Invalid {
     Invalid {
         message: message.into(),
         help: help.into(),
@@ -38,16 +42,27 @@ pub fn dns_label(what: &str, name: &str) -> Result<(), Invalid> {
         (!s.is_empty() && s != name).then_some(s)
     };
     if name.is_empty() {
-        return Err(invalid(format!("{what} name is empty"), "give it a name", None));
+        return Err(invalid(
+            format!("{what} name is empty"),
+            "give it a name",
+            None,
+        ));
     }
     if name.len() > MAX_NAME {
         return Err(invalid(
-            format!("{what} name `{}…` is {} characters long; the limit is {MAX_NAME}", truncate(name, 24), name.len()),
+            format!(
+                "{what} name `{}…` is {} characters long; the limit is {MAX_NAME}",
+                truncate(name, 24),
+                name.len()
+            ),
             "names become Kubernetes names and nftables identifiers (DNS-1123 labels, at most 63 characters)",
             suggestion,
         ));
     }
-    if let Some(c) = name.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')) {
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+    {
         return Err(invalid(
             format!("{what} name `{name}` contains `{c}`"),
             "names are DNS-1123 labels: lowercase letters, digits and `-`",
@@ -71,14 +86,20 @@ pub fn truncate(s: &str, n: usize) -> String {
 fn label_name(part: &str, what: &str) -> Result<(), Invalid> {
     if part.is_empty() || part.len() > MAX_NAME {
         return Err(invalid(
-            format!("label {what} `{}` must be 1-63 characters", truncate(part, 64)),
+            format!(
+                "label {what} `{}` must be 1-63 characters",
+                truncate(part, 64)
+            ),
             "Kubernetes label names are at most 63 characters",
             None,
         ));
     }
     let ok_char = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.';
     let b = part.as_bytes();
-    if !part.chars().all(ok_char) || !b[0].is_ascii_alphanumeric() || !b[b.len() - 1].is_ascii_alphanumeric() {
+    if !part.chars().all(ok_char)
+        || !b[0].is_ascii_alphanumeric()
+        || !b[b.len() - 1].is_ascii_alphanumeric()
+    {
         return Err(invalid(
             format!("label {what} `{part}` is not valid"),
             "label names use letters, digits, `-`, `_` and `.`, and start and end with a letter or digit",
@@ -100,13 +121,17 @@ pub fn label_key(key: &str) -> Result<(), Invalid> {
             && p.split('.').all(|l| {
                 !l.is_empty()
                     && l.len() <= MAX_NAME
-                    && l.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                    && l.chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
                     && !l.starts_with('-')
                     && !l.ends_with('-')
             });
         if !ok {
             return Err(invalid(
-                format!("label key prefix `{}` is not a DNS subdomain", truncate(p, 64)),
+                format!(
+                    "label key prefix `{}` is not a DNS subdomain",
+                    truncate(p, 64)
+                ),
                 "a label key prefix is a lowercase DNS name such as `app.kubernetes.io`",
                 None,
             ));
@@ -127,7 +152,11 @@ pub fn label_value(value: &str) -> Result<(), Invalid> {
 pub fn port(text: &str) -> Result<u16, Invalid> {
     match text.parse::<u32>() {
         Ok(n @ 1..=65535) => Ok(n as u16),
-        Ok(0) => Err(invalid("port 0 is not a valid destination port", "ports are 1-65535", None)),
+        Ok(0) => Err(invalid(
+            "port 0 is not a valid destination port",
+            "ports are 1-65535",
+            None,
+        )),
         _ => Err(invalid(
             format!("port {} is out of range", truncate(text, 12)),
             "ports are 1-65535",
@@ -221,7 +250,12 @@ mod tests {
         assert!(dns_label("group", "Web").is_err());
         assert!(dns_label("group", "-web").is_err());
         assert!(dns_label("group", &"a".repeat(64)).is_err());
-        assert_eq!(dns_label("group", "Web_Tier").err().and_then(|e| e.suggestion), Some("web-tier".into()));
+        assert_eq!(
+            dns_label("group", "Web_Tier")
+                .err()
+                .and_then(|e| e.suggestion),
+            Some("web-tier".into())
+        );
     }
 
     #[test]
@@ -244,6 +278,11 @@ mod tests {
         assert_eq!(icmp_type(false, "echo-request").ok(), Some(8));
         assert_eq!(icmp_type(true, "echo-request").ok(), Some(128));
         assert!(icmp_type(false, "256").is_err());
-        assert_eq!(icmp_type(false, "echo-requst").err().and_then(|e| e.suggestion), Some("echo-request".into()));
+        assert_eq!(
+            icmp_type(false, "echo-requst")
+                .err()
+                .and_then(|e| e.suggestion),
+            Some("echo-request".into())
+        );
     }
 }

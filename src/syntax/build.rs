@@ -258,7 +258,8 @@ impl Builder {
                         match m.as_rule() {
                             Rule::isolated => g.isolated.push(self.span(&m)),
                             Rule::extends => {
-                                if let Some(n) = m.into_inner().find(|n| n.as_rule() == Rule::name) {
+                                if let Some(n) = m.into_inner().find(|n| n.as_rule() == Rule::name)
+                                {
                                     g.extends.push(self.ident(&n));
                                 }
                             }

@@ -215,11 +215,7 @@ pub(super) fn parse_recovering(src: &str) -> Parsed {
             j += 1;
         }
         let body_end = toks[j.saturating_sub(1)].end;
-        let item_end = if closed {
-            toks[j - 1].start
-        } else {
-            body_end
-        };
+        let item_end = if closed { toks[j - 1].start } else { body_end };
         if let Some(s) = item_start.take() {
             parse_item(src, s, item_end, &mut tenant, &mut errors);
         }
@@ -253,12 +249,16 @@ fn is_boundary(toks: &[Token<'_>], j: usize, at_top: bool) -> bool {
     if t.line_start {
         return true;
     }
-    at_top
-        && j > 0
-        && matches!(toks[j - 1].tok, Tok::Open | Tok::Close | Tok::Semi)
+    at_top && j > 0 && matches!(toks[j - 1].tok, Tok::Open | Tok::Close | Tok::Semi)
 }
 
-fn parse_item(src: &str, start: usize, end: usize, tenant: &mut Tenant, errors: &mut Vec<Diagnostic>) {
+fn parse_item(
+    src: &str,
+    start: usize,
+    end: usize,
+    tenant: &mut Tenant,
+    errors: &mut Vec<Diagnostic>,
+) {
     let text = &src[start..end];
     match GbpParser::parse(Rule::item_alone, text) {
         Ok(mut pairs) => {

@@ -1,0 +1,5 @@
+//! The one test binary: every integration test module is listed here (ripgrep's layout).
+
+mod cases;
+mod k8s;
+mod nft;
