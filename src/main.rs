@@ -213,15 +213,21 @@ fn check(file: &Path, color: bool) -> ExitCode {
     let p = &checked.policy;
     if checked.ok() {
         println!(
-            "{name}: ok: {} tenants, {} groups, {} contracts, {} endpoints; {} assertions hold ({})",
-            p.tenants.len(),
-            p.groups
-                .iter()
-                .filter(|g| g.kind != gbpc::model::GroupKind::Any)
-                .count(),
-            p.contracts.len(),
-            p.endpoints.len(),
-            p.asserts.len(),
+            "{name}: ok: {}, {}, {}, {}; {} ({})",
+            count(p.tenants.len(), "tenant"),
+            count(
+                p.groups
+                    .iter()
+                    .filter(|g| g.kind != gbpc::model::GroupKind::Any)
+                    .count(),
+                "group"
+            ),
+            count(p.contracts.len(), "contract"),
+            count(p.endpoints.len(), "endpoint"),
+            match p.asserts.len() {
+                1 => "1 assertion holds".to_string(),
+                n => format!("{n} assertions hold"),
+            },
             gbpc::render::summary(0, checked.warnings.len()),
         );
         ExitCode::SUCCESS
@@ -232,6 +238,10 @@ fn check(file: &Path, color: bool) -> ExitCode {
         );
         ExitCode::from(1)
     }
+}
+
+fn count(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
 }
 
 fn compile(file: &Path, lowering: Lowering, output: Option<&Path>, color: bool) -> ExitCode {
@@ -302,6 +312,16 @@ fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
         _ => Path::new("."),
     };
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    // A temporary file is private (0600); the result gets the mode a plainly created file
+    // would have, or keeps the mode of the file it replaces.
+    let mode = match std::fs::metadata(path) {
+        Ok(m) => m.permissions(),
+        Err(_) => {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::Permissions::from_mode(0o644)
+        }
+    };
+    tmp.as_file().set_permissions(mode)?;
     tmp.write_all(data)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;

@@ -251,6 +251,22 @@ impl Policy {
             .collect()
     }
 
+    /// Providers and consumers of every contract at once (one pass over the groups), indexed
+    /// by contract: use this instead of [`Policy::providers`] in loops over contracts.
+    pub fn contract_users(&self) -> (Vec<Vec<GroupId>>, Vec<Vec<GroupId>>) {
+        let mut prov = vec![Vec::new(); self.contracts.len()];
+        let mut cons = vec![Vec::new(); self.contracts.len()];
+        for (i, g) in self.groups.iter().enumerate() {
+            for c in &g.eff_provides {
+                prov[c.index()].push(GroupId(i as u32));
+            }
+            for c in &g.eff_consumes {
+                cons[c.index()].push(GroupId(i as u32));
+            }
+        }
+        (prov, cons)
+    }
+
     /// The internal groups of a tenant (what its `any` stands for).
     pub fn internal_groups(&self, t: TenantId) -> impl Iterator<Item = GroupId> + '_ {
         self.groups

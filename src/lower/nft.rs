@@ -132,15 +132,13 @@ pub fn lower(p: &Policy, o: &Options) -> LowerResult {
     }
     // Class pairs some contract may apply to.
     let mut pairs: BTreeSet<(u32, u32)> = BTreeSet::new();
+    let (providers, consumers) = p.contract_users();
     for ci in 0..p.contracts.len() {
-        let c = ContractId(ci as u32);
-        let mut srcs: Vec<u32> = p
-            .consumers(c)
+        let mut srcs: Vec<u32> = consumers[ci]
             .iter()
             .flat_map(|g| group_classes[g.index()].iter().copied())
             .collect();
-        let mut dsts: Vec<u32> = p
-            .providers(c)
+        let mut dsts: Vec<u32> = providers[ci]
             .iter()
             .flat_map(|g| group_classes[g.index()].iter().copied())
             .collect();

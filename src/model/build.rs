@@ -69,7 +69,10 @@ pub(super) fn build(file: &ast::File) -> Checked {
     b.resolve_groups();
     super::graph::inheritance(&mut b.p, &mut b.errors);
     b.membership();
-    super::graph::unused(&b.p, &b.filter_used, &mut b.warnings);
+    if file.broken.is_empty() {
+        // With a declaration lost to a syntax error, "unused" would mostly be noise.
+        super::graph::unused(&b.p, &b.filter_used, &mut b.warnings);
+    }
     b.family_warnings();
     b.assertions();
     let mut errors = b.errors;
@@ -383,7 +386,11 @@ impl<'a> Builder<'a> {
         r: &ast::Reference,
         candidates: Vec<&str>,
         help: &str,
-    ) -> Diagnostic {
+    ) -> Option<Diagnostic> {
+        // The name of a declaration that failed to parse: its syntax error speaks for it.
+        if self.file.broken.iter().any(|b| *b == r.name.text) {
+            return None;
+        }
         let mut d = Diagnostic::error(
             Code::Undefined,
             format!("{what} `{}` is not defined", r.display()),
@@ -403,7 +410,7 @@ impl<'a> Builder<'a> {
             }
             None => d = d.help(help.to_string()),
         }
-        d
+        Some(d)
     }
 
     /// Pass 3: subjects and their filters.
@@ -456,7 +463,7 @@ impl<'a> Builder<'a> {
                                 cands,
                                 "declare it: `filter NAME { tcp 443 }`",
                             );
-                            self.errors.push(d);
+                            self.errors.extend(d);
                         }
                     }
                 }
@@ -486,7 +493,7 @@ impl<'a> Builder<'a> {
                 Some(&other) => other,
                 None => {
                     let d = self.undefined_tenant(t);
-                    self.errors.push(d);
+                    self.errors.extend(d);
                     return None;
                 }
             },
@@ -502,7 +509,7 @@ impl<'a> Builder<'a> {
                 cands,
                 "declare it: `contract NAME { subject NAME permit FILTER }`",
             );
-            self.errors.push(d);
+            self.errors.extend(d);
             return None;
         };
         if target_tenant != tid {
@@ -542,7 +549,7 @@ impl<'a> Builder<'a> {
         Some(c)
     }
 
-    fn undefined_tenant(&self, t: &ast::Ident) -> Diagnostic {
+    fn undefined_tenant(&self, t: &ast::Ident) -> Option<Diagnostic> {
         let r = ast::Reference {
             tenant: None,
             name: t.clone(),
@@ -685,7 +692,7 @@ impl<'a> Builder<'a> {
                             cands,
                             "declare the parent group in the same tenant",
                         );
-                        self.errors.push(d);
+                        self.errors.extend(d);
                     }
                 }
             }
@@ -1055,11 +1062,11 @@ impl<'a> Builder<'a> {
             (v4, v6)
         };
         let mut out = Vec::new();
+        let (all_providers, all_consumers) = p.contract_users();
         for (ci, c) in p.contracts.iter().enumerate() {
-            let cid = ContractId(ci as u32);
             let (mut c4, mut c6, mut p4, mut p6) = (false, false, false, false);
-            let consumers = p.consumers(cid);
-            let providers = p.providers(cid);
+            let consumers = all_consumers[ci].clone();
+            let providers = all_providers[ci].clone();
             if consumers.is_empty() || providers.is_empty() {
                 continue;
             }
@@ -1141,7 +1148,7 @@ impl<'a> Builder<'a> {
                         Some(&x) => x,
                         None => {
                             let d = self.undefined_tenant(t);
-                            self.errors.push(d);
+                            self.errors.extend(d);
                             return None;
                         }
                     },
@@ -1167,7 +1174,7 @@ impl<'a> Builder<'a> {
                     cands,
                     "declare it inside a group: `endpoint NAME ADDRESS`",
                 );
-                self.errors.push(d);
+                self.errors.extend(d);
                 None
             }
         }

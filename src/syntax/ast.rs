@@ -30,6 +30,9 @@ impl Reference {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct File {
     pub tenants: Vec<Tenant>,
+    /// Names of declarations that failed to parse (`contract web {` with a broken body), so
+    /// that the checker does not also call every use of them undefined.
+    pub broken: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

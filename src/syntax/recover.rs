@@ -190,7 +190,7 @@ pub(super) fn parse_recovering(src: &str) -> Parsed {
             let boundary = is_boundary(&toks, j, depth == 0);
             if boundary {
                 if let Some(s) = item_start.take() {
-                    parse_item(src, s, toks[j - 1].end, &mut tenant, &mut errors);
+                    parse_item(src, s, toks[j - 1].end, &mut tenant, &mut errors, &mut file.broken);
                 }
                 if let Some(s) = stray_start.take() {
                     stray(src, s, toks[j - 1].end, &mut errors);
@@ -217,7 +217,7 @@ pub(super) fn parse_recovering(src: &str) -> Parsed {
         let body_end = toks[j.saturating_sub(1)].end;
         let item_end = if closed { toks[j - 1].start } else { body_end };
         if let Some(s) = item_start.take() {
-            parse_item(src, s, item_end, &mut tenant, &mut errors);
+            parse_item(src, s, item_end, &mut tenant, &mut errors, &mut file.broken);
         }
         if let Some(s) = stray_start.take() {
             stray(src, s, item_end, &mut errors);
@@ -258,6 +258,7 @@ fn parse_item(
     end: usize,
     tenant: &mut Tenant,
     errors: &mut Vec<Diagnostic>,
+    broken: &mut Vec<String>,
 ) {
     let text = &src[start..end];
     match GbpParser::parse(Rule::item_alone, text) {
@@ -270,7 +271,19 @@ fn parse_item(
             }
             errors.extend(b.errors);
         }
-        Err(e) => errors.push(pest_error(&e, start, src.len())),
+        Err(e) => {
+            errors.push(pest_error(&e, start, src.len()));
+            // `group NAME`, `global contract NAME`, ...: remember NAME.
+            let mut words = text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+            let mut words = words.by_ref().filter(|w| !w.is_empty());
+            let first = words.next().unwrap_or("");
+            let name = if first == "global" { words.nth(1) } else { words.next() };
+            if let Some(n) = name
+                && first != "assert"
+            {
+                broken.push(n.to_string());
+            }
+        }
     }
 }
 
