@@ -108,7 +108,11 @@ fn examples_check_clean_and_snapshot() {
             let text = k8s::lower(p, &o).map(|l| l.text).unwrap_or_else(|e| panic!("{e:?}"));
             snapshot(&format!("example-{name}-k8s-{ext}"), &text);
         }
-        snapshot(&format!("example-{name}-eval"), &truth_table(p));
+        // The full matrix of a generated policy is too long to review; its assertions and the
+        // backend cross-checks cover it.
+        if p.endpoints.len() <= 40 {
+            snapshot(&format!("example-{name}-eval"), &truth_table(p));
+        }
     });
 }
 
