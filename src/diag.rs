@@ -230,6 +230,7 @@ codes! {
     UnusedContract = "W002": "a contract nobody provides or consumes, or one side missing",
     LabelAddressDisagree = "W003": "an endpoint is a member by address but not by labels",
     FamilyMismatch = "W004": "a subject that can never match because the address families differ",
+    IcmpNotNew = "W005": "an ICMP type that cannot start a connection, so a filter entry naming it never matches",
     K8sIcmp = "W010": "an ICMP permit that NetworkPolicy cannot express (left out)",
     NftNoAddress = "W011": "a group with no addresses that nftables cannot see",
 }

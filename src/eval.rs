@@ -116,6 +116,10 @@ pub enum Reason {
     IntraGroup(GroupId),
     /// Nothing allowed it (step 4).
     Default,
+    /// An ICMP type that cannot open a connection (a reply, an error, router or neighbour
+    /// discovery): conntrack only lets it through as part of an allowed connection
+    /// (`established,related`), never as a new one, whatever the contracts say.
+    NotNew,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -151,6 +155,7 @@ impl Decision {
             Reason::Default => {
                 "denied by default: no contract permits it and the ends share no open group".into()
             }
+            Reason::NotNew => "denied: this ICMP type cannot start a connection; it passes only as the reply or error of an allowed one".into(),
         }
     }
 
@@ -159,8 +164,23 @@ impl Decision {
         match self.reason {
             Reason::Subject(m) => Some(p.contract(m.contract).subjects[m.subject].span),
             Reason::IntraGroup(g) => Some(p.group(g).name_span),
-            Reason::Default => None,
+            Reason::Default | Reason::NotNew => None,
         }
+    }
+}
+
+/// ICMP types that open a connection in conntrack: echo, timestamp, information and address
+/// mask requests (ICMPv4), echo request and node information query (ICMPv6). Every other type
+/// is only ever a reply or an error, tracked as part of an existing connection.
+pub const ICMP_REQUESTS: &[u8] = &[8, 13, 15, 17];
+pub const ICMPV6_REQUESTS: &[u8] = &[128, 139];
+
+/// Can this flow be the first packet of a new connection?
+pub fn can_start(flow: Flow) -> bool {
+    match flow.proto {
+        Proto::Icmp => ICMP_REQUESTS.contains(&(flow.port as u8)) && flow.port < 256,
+        Proto::Icmpv6 => ICMPV6_REQUESTS.contains(&(flow.port as u8)) && flow.port < 256,
+        _ => true,
     }
 }
 
@@ -262,6 +282,12 @@ pub fn decide_with(
     dst: &[GroupId],
     flow: Flow,
 ) -> Decision {
+    if !can_start(flow) {
+        return Decision {
+            verdict: Verdict::Deny,
+            reason: Reason::NotNew,
+        };
+    }
     let ms = matches(p, app, flow);
     if let Some((_, m)) = ms.iter().find(|(a, _)| *a == Action::Deny) {
         return Decision {

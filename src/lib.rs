@@ -12,6 +12,7 @@ pub mod lower;
 pub mod model;
 pub mod net;
 pub mod render;
+pub mod text;
 pub mod syntax;
 
 /// Parse and check a policy: every syntax and semantic finding, and the model.

@@ -19,6 +19,10 @@ struct Cli {
     /// Colour in diagnostics: auto (when stderr is a terminal), always, never.
     #[arg(long, global = true, value_enum, default_value_t = Color::Auto)]
     color: Color,
+    /// How diagnostics are written: for people, or one JSON object per line
+    /// (docs/diagnostics-json.md). `check` writes JSON to stdout, `compile` to stderr.
+    #[arg(long, global = true, value_enum, default_value_t = MessageFormat::Human)]
+    message_format: MessageFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -28,6 +32,12 @@ enum Color {
     Auto,
     Always,
     Never,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum MessageFormat {
+    Human,
+    Json,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -105,13 +115,21 @@ fn main() -> ExitCode {
             };
         }
     };
+    let json = cli.message_format == MessageFormat::Json;
     let color = match cli.color {
         Color::Always => true,
         Color::Never => false,
         Color::Auto => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
     };
     match cli.command {
-        Command::Check { file } => check(&file, color),
+        Command::Check { file } => check(
+            &file,
+            Style {
+                color,
+                json,
+                json_stdout: true,
+            },
+        ),
         Command::Compile {
             file,
             target,
@@ -142,7 +160,16 @@ fn main() -> ExitCode {
                     },
                 }),
             };
-            compile(&file, result, output.as_deref(), color)
+            compile(
+                &file,
+                result,
+                output.as_deref(),
+                Style {
+                    color,
+                    json,
+                    json_stdout: false,
+                },
+            )
         }
     }
 }
@@ -177,17 +204,42 @@ fn read(file: &Path) -> Result<(String, Vec<u8>), ExitCode> {
     }
 }
 
-fn report(diags: &[Diagnostic], name: &str, src: &str, color: bool) {
+/// How findings are rendered and where they go.
+#[derive(Clone, Copy)]
+struct Style {
+    color: bool,
+    json: bool,
+    /// JSON diagnostics go to stdout (check) rather than stderr (compile).
+    json_stdout: bool,
+}
+
+fn report(diags: &[Diagnostic], name: &str, src: &str, style: Style) {
     if diags.is_empty() {
         return;
     }
-    let text = gbpc::render::terminal(diags, name, src, color);
+    if style.json {
+        let text = gbpc::render::json(diags, name, src);
+        if style.json_stdout {
+            let _ = std::io::stdout().lock().write_all(text.as_bytes());
+        } else {
+            let _ = std::io::stderr().lock().write_all(text.as_bytes());
+        }
+        return;
+    }
+    let text = gbpc::render::terminal(diags, name, src, style.color);
     let mut err = std::io::stderr().lock();
     let _ = err.write_all(text.as_bytes());
 }
 
+/// The closing line for people (JSON consumers count the objects instead).
+fn summary_line(style: Style, line: String) {
+    if !style.json {
+        eprintln!("{line}");
+    }
+}
+
 /// Parse and check; on failure, report and return the exit code.
-fn load(file: &Path, color: bool) -> Result<(String, String, gbpc::model::Checked), ExitCode> {
+fn load(file: &Path, style: Style) -> Result<(String, String, gbpc::model::Checked), ExitCode> {
     let (name, bytes) = read(file)?;
     let src = match gbpc::syntax::decode(&bytes) {
         Ok(s) => s.to_string(),
@@ -195,8 +247,8 @@ fn load(file: &Path, color: bool) -> Result<(String, String, gbpc::model::Checke
             let lossy =
                 String::from_utf8_lossy(&bytes[..bytes.len().min(gbpc::syntax::MAX_FILE_BYTES)])
                     .into_owned();
-            report(&[d], &name, &lossy, color);
-            eprintln!("{}", gbpc::render::summary(1, 0));
+            report(&[d], &name, &lossy, style);
+            summary_line(style, format!("{name}: {}", gbpc::render::summary(1, 0)));
             return Err(ExitCode::from(1));
         }
     };
@@ -204,14 +256,16 @@ fn load(file: &Path, color: bool) -> Result<(String, String, gbpc::model::Checke
     Ok((name, src, checked))
 }
 
-fn check(file: &Path, color: bool) -> ExitCode {
-    let (name, src, checked) = match load(file, color) {
+fn check(file: &Path, style: Style) -> ExitCode {
+    let (name, src, checked) = match load(file, style) {
         Ok(x) => x,
         Err(code) => return code,
     };
-    report(&checked.diagnostics(), &name, &src, color);
+    report(&checked.diagnostics(), &name, &src, style);
     let p = &checked.policy;
-    if checked.ok() {
+    if checked.ok() && style.json {
+        ExitCode::SUCCESS
+    } else if checked.ok() {
         println!(
             "{name}: ok: {}, {}, {}, {}; {} ({})",
             count(p.tenants.len(), "tenant"),
@@ -232,9 +286,12 @@ fn check(file: &Path, color: bool) -> ExitCode {
         );
         ExitCode::SUCCESS
     } else {
-        eprintln!(
-            "{name}: {}",
-            gbpc::render::summary(checked.errors.len(), checked.warnings.len())
+        summary_line(
+            style,
+            format!(
+                "{name}: {}",
+                gbpc::render::summary(checked.errors.len(), checked.warnings.len())
+            ),
         );
         ExitCode::from(1)
     }
@@ -244,16 +301,19 @@ fn count(n: usize, what: &str) -> String {
     format!("{n} {what}{}", if n == 1 { "" } else { "s" })
 }
 
-fn compile(file: &Path, lowering: Lowering, output: Option<&Path>, color: bool) -> ExitCode {
-    let (name, src, checked) = match load(file, color) {
+fn compile(file: &Path, lowering: Lowering, output: Option<&Path>, style: Style) -> ExitCode {
+    let (name, src, checked) = match load(file, style) {
         Ok(x) => x,
         Err(code) => return code,
     };
     if !checked.ok() {
-        report(&checked.diagnostics(), &name, &src, color);
-        eprintln!(
-            "{name}: {}",
-            gbpc::render::summary(checked.errors.len(), checked.warnings.len())
+        report(&checked.diagnostics(), &name, &src, style);
+        summary_line(
+            style,
+            format!(
+                "{name}: {}",
+                gbpc::render::summary(checked.errors.len(), checked.warnings.len())
+            ),
         );
         return ExitCode::from(1);
     }
@@ -267,10 +327,13 @@ fn compile(file: &Path, lowering: Lowering, output: Option<&Path>, color: bool) 
             let mut all = errors.clone();
             all.extend(checked.warnings.iter().cloned());
             gbpc::diag::sort(&mut all);
-            report(&all, &name, &src, color);
-            eprintln!(
-                "{name}: {}",
-                gbpc::render::summary(errors.len(), checked.warnings.len())
+            report(&all, &name, &src, style);
+            summary_line(
+                style,
+                format!(
+                    "{name}: {}",
+                    gbpc::render::summary(errors.len(), checked.warnings.len())
+                ),
             );
             return ExitCode::from(1);
         }
@@ -282,7 +345,7 @@ fn compile(file: &Path, lowering: Lowering, output: Option<&Path>, color: bool) 
         .cloned()
         .collect();
     gbpc::diag::sort(&mut warnings);
-    report(&warnings, &name, &src, color);
+    report(&warnings, &name, &src, style);
     match output {
         None => {
             let mut out = std::io::stdout().lock();

@@ -74,3 +74,62 @@ pub fn summary(errors: usize, warnings: usize) -> String {
         plural(warnings, "warning")
     )
 }
+
+/// A position as the JSON format writes it.
+fn json_pos(ix: &crate::text::LineIndex, src: &str, offset: usize) -> serde_json::Value {
+    let p = ix.position(src, offset);
+    serde_json::json!({
+        "offset": offset.min(src.len()),
+        "line": p.line + 1,
+        "column": p.col_chars + 1,
+        "column_utf16": p.col_utf16 + 1,
+    })
+}
+
+/// One JSON object per diagnostic, one per line (JSON Lines); the schema is documented in
+/// `docs/diagnostics-json.md`.
+pub fn json(diags: &[Diagnostic], file_name: &str, src: &str) -> String {
+    let ix = crate::text::LineIndex::new(src);
+    let mut out = String::new();
+    for d in diags {
+        let labels: Vec<serde_json::Value> = d
+            .labels
+            .iter()
+            .map(|l| {
+                serde_json::json!({
+                    "primary": l.primary,
+                    "message": l.message,
+                    "start": json_pos(&ix, src, l.span.start),
+                    "end": json_pos(&ix, src, l.span.end),
+                })
+            })
+            .collect();
+        let fixes: Vec<serde_json::Value> = d
+            .fixes
+            .iter()
+            .map(|f| {
+                serde_json::json!({
+                    "title": f.title,
+                    "replacement": f.replacement,
+                    "start": json_pos(&ix, src, f.span.start),
+                    "end": json_pos(&ix, src, f.span.end),
+                })
+            })
+            .collect();
+        let v = serde_json::json!({
+            "code": d.code.as_str(),
+            "severity": match d.severity {
+                crate::diag::Severity::Error => "error",
+                crate::diag::Severity::Warning => "warning",
+            },
+            "message": d.message,
+            "help": d.help,
+            "file": file_name,
+            "labels": labels,
+            "fixes": fixes,
+        });
+        out.push_str(&v.to_string());
+        out.push('\n');
+    }
+    out
+}

@@ -31,7 +31,9 @@ pub fn examples() -> Vec<PathBuf> {
 }
 
 fn stem(p: &Path) -> String {
-    p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+    p.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 fn read(p: &Path) -> String {
@@ -83,11 +85,20 @@ fn examples_check_clean_and_snapshot() {
         let rel = format!("examples/{name}.gbp");
         let checked = gbpc::check_source(&src);
         assert!(checked.errors.is_empty(), "{rel}: {:#?}", checked.errors);
-        assert!(checked.warnings.is_empty(), "{rel}: examples are warning-free: {:#?}", checked.warnings);
-        assert!(!checked.policy.asserts.is_empty(), "{rel}: every example carries assertions");
+        assert!(
+            checked.warnings.is_empty(),
+            "{rel}: examples are warning-free: {:#?}",
+            checked.warnings
+        );
+        assert!(
+            !checked.policy.asserts.is_empty(),
+            "{rel}: every example carries assertions"
+        );
         snapshot(&format!("example-{name}-check"), &check_output(&rel, &src));
         let p = &checked.policy;
-        let nft_text = nft::lower(p, &nft::Options::default()).map(|l| l.text).unwrap_or_else(|e| panic!("{e:?}"));
+        let nft_text = nft::lower(p, &nft::Options::default())
+            .map(|l| l.text)
+            .unwrap_or_else(|e| panic!("{e:?}"));
         snapshot(&format!("example-{name}-nft"), &nft_text);
         let endpoint = nft::lower(
             p,
@@ -105,7 +116,9 @@ fn examples_check_clean_and_snapshot() {
                 deny: k8s::DenyMode::Admin,
                 allow_dns: false,
             };
-            let text = k8s::lower(p, &o).map(|l| l.text).unwrap_or_else(|e| panic!("{e:?}"));
+            let text = k8s::lower(p, &o)
+                .map(|l| l.text)
+                .unwrap_or_else(|e| panic!("{e:?}"));
             snapshot(&format!("example-{name}-k8s-{ext}"), &text);
         }
         // The full matrix of a generated policy is too long to review; its assertions and the
@@ -143,14 +156,21 @@ fn output_is_deterministic() {
         let src = read(path);
         let a = compile_ok(&src);
         let b = compile_ok(&src);
-        let na = nft::lower(&a, &nft::Options::default()).map(|l| l.text).ok();
-        let nb = nft::lower(&b, &nft::Options::default()).map(|l| l.text).ok();
+        let na = nft::lower(&a, &nft::Options::default())
+            .map(|l| l.text)
+            .ok();
+        let nb = nft::lower(&b, &nft::Options::default())
+            .map(|l| l.text)
+            .ok();
         assert_eq!(na, nb);
         let o = k8s::Options {
             deny: k8s::DenyMode::Admin,
             ..Default::default()
         };
-        assert_eq!(k8s::lower(&a, &o).map(|l| l.text).ok(), k8s::lower(&b, &o).map(|l| l.text).ok());
+        assert_eq!(
+            k8s::lower(&a, &o).map(|l| l.text).ok(),
+            k8s::lower(&b, &o).map(|l| l.text).ok()
+        );
     });
 }
 
@@ -167,28 +187,43 @@ pub fn probe_flows(p: &Policy) -> Vec<Flow> {
                 EntryProto::Icmp => Proto::Icmp,
                 EntryProto::Icmpv6 => Proto::Icmpv6,
                 EntryProto::Ip => {
-                    flows.insert(Flow { proto: Proto::Other(47), port: 0 });
+                    flows.insert(Flow {
+                        proto: Proto::Other(47),
+                        port: 0,
+                    });
                     continue;
                 }
             };
             if e.ranges.is_empty() {
-                flows.insert(Flow { proto, port: if proto.is_icmp() { 8 } else { 1 } });
+                flows.insert(Flow {
+                    proto,
+                    port: if proto.is_icmp() { 8 } else { 1 },
+                });
             }
             for &(lo, hi) in &e.ranges {
                 flows.insert(Flow { proto, port: lo });
                 flows.insert(Flow { proto, port: hi });
                 if !proto.is_icmp() {
                     if lo > 1 {
-                        flows.insert(Flow { proto, port: lo - 1 });
+                        flows.insert(Flow {
+                            proto,
+                            port: lo - 1,
+                        });
                     }
                     if hi < 65535 {
-                        flows.insert(Flow { proto, port: hi + 1 });
+                        flows.insert(Flow {
+                            proto,
+                            port: hi + 1,
+                        });
                     }
                 }
             }
         }
     }
-    flows.insert(Flow { proto: Proto::Tcp, port: 65001 });
+    flows.insert(Flow {
+        proto: Proto::Tcp,
+        port: 65001,
+    });
     flows.into_iter().collect()
 }
 
@@ -202,7 +237,10 @@ fn truth_table(p: &Policy) -> String {
             if si == di {
                 continue;
             }
-            let common = s.addrs.iter().any(|a| d.addrs.iter().any(|b| a.family == b.family));
+            let common = s
+                .addrs
+                .iter()
+                .any(|a| d.addrs.iter().any(|b| a.family == b.family));
             if !common {
                 continue;
             }
@@ -223,6 +261,7 @@ fn truth_table(p: &Policy) -> String {
                     ),
                     eval::Reason::IntraGroup(g) => format!("intra {}", p.group_name(g)),
                     eval::Reason::Default => "default".into(),
+                    eval::Reason::NotNew => "not a new connection".into(),
                 };
                 out.push_str(&format!(
                     "{} -> {} {f} {} ({why})\n",
@@ -253,11 +292,21 @@ fn evaluator_tables() {
                 continue;
             }
             let cols: Vec<&str> = line.split_whitespace().collect();
-            assert_eq!(cols.len(), 4, "{}:{}: want FROM TO PROBE VERDICT", path.display(), ln + 1);
+            assert_eq!(
+                cols.len(),
+                4,
+                "{}:{}: want FROM TO PROBE VERDICT",
+                path.display(),
+                ln + 1
+            );
             let find = |n: &str| {
                 p.endpoints
                     .iter()
-                    .position(|e| e.name == n || p.endpoint_name(gbpc::model::EndpointId(0)).is_empty() || format!("{}/{}", p.tenant(e.tenant).name, e.name) == n)
+                    .position(|e| {
+                        e.name == n
+                            || p.endpoint_name(gbpc::model::EndpointId(0)).is_empty()
+                            || format!("{}/{}", p.tenant(e.tenant).name, e.name) == n
+                    })
                     .unwrap_or_else(|| panic!("{}:{}: no endpoint {n}", path.display(), ln + 1))
             };
             let (s, d) = (find(cols[0]), find(cols[1]));
@@ -265,11 +314,21 @@ fn evaluator_tables() {
             let dec = eval::decide(&p, &p.endpoints[s].groups, &p.endpoints[d].groups, flow);
             rows += 1;
             if dec.verdict.as_str() != cols[3] {
-                wrong.push(format!("line {}: {line}: evaluator says {} ({})", ln + 1, dec.verdict.as_str(), dec.describe(&p)));
+                wrong.push(format!(
+                    "line {}: {line}: evaluator says {} ({})",
+                    ln + 1,
+                    dec.verdict.as_str(),
+                    dec.describe(&p)
+                ));
             }
         }
         assert!(rows > 0, "{}: empty table", path.display());
-        assert!(wrong.is_empty(), "{}:\n{}", path.display(), wrong.join("\n"));
+        assert!(
+            wrong.is_empty(),
+            "{}:\n{}",
+            path.display(),
+            wrong.join("\n")
+        );
     });
 }
 
@@ -299,18 +358,40 @@ fn cli_exit_codes_and_atomic_output() {
             .output()
             .unwrap_or_else(|e| panic!("{e}"))
     };
-    let ok = run(&["compile", good.to_str().unwrap_or(""), "--target", "nft", "-o", out.to_str().unwrap_or("")]);
-    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
+    let ok = run(&[
+        "compile",
+        good.to_str().unwrap_or(""),
+        "--target",
+        "nft",
+        "-o",
+        out.to_str().unwrap_or(""),
+    ]);
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     let written = std::fs::read_to_string(&out).unwrap_or_default();
     assert!(written.starts_with("#!/usr/sbin/nft -f"));
     // A broken policy: exit 1, and the previous output is untouched, no temporary file left.
     let bad = dir.path().join("bad.gbp");
-    std::fs::write(&bad, "tenant t { group g { provides nope } }").unwrap_or_else(|e| panic!("{e}"));
-    let r = run(&["compile", bad.to_str().unwrap_or(""), "--target", "nft", "-o", out.to_str().unwrap_or("")]);
+    std::fs::write(&bad, "tenant t { group g { provides nope } }")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let r = run(&[
+        "compile",
+        bad.to_str().unwrap_or(""),
+        "--target",
+        "nft",
+        "-o",
+        out.to_str().unwrap_or(""),
+    ]);
     assert_eq!(r.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&r.stderr).contains("gbpc::E010"));
     assert_eq!(std::fs::read_to_string(&out).unwrap_or_default(), written);
-    let entries = std::fs::read_dir(dir.path()).map(|d| d.count()).unwrap_or(0);
+    let entries = std::fs::read_dir(dir.path())
+        .map(|d| d.count())
+        .unwrap_or(0);
     assert_eq!(entries, 2, "no temporary file may be left behind");
     // Usage and I/O errors: exit 2.
     assert_eq!(run(&["compile"]).status.code(), Some(2));
@@ -328,9 +409,19 @@ fn cli_exit_codes_and_atomic_output() {
         let _ = stdin.write_all(read(&good).as_bytes());
     }
     let r = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_eq!(
+        r.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
     // A deny without --k8s-deny admin is an error naming the deny, never dropped silently.
-    let r = run(&["compile", root().join("examples/pci.gbp").to_str().unwrap_or(""), "--target", "k8s"]);
+    let r = run(&[
+        "compile",
+        root().join("examples/pci.gbp").to_str().unwrap_or(""),
+        "--target",
+        "k8s",
+    ]);
     assert_eq!(r.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&r.stderr).contains("gbpc::E040"));
 }
@@ -340,12 +431,29 @@ fn cli_exit_codes_and_atomic_output() {
 fn hostile_inputs_do_not_panic() {
     let deep = "tenant t { ".to_string() + &"{".repeat(100_000) + &"}".repeat(100_000) + " }";
     let long_name = format!("tenant {} {{ }}", "a".repeat(100_000));
-    let many_errors = "tenant t {\n".to_string() + &"  group g { provides x }\n".repeat(5_000) + "}";
-    let garbage: String = (0..20_000u32).map(|i| char::from_u32(32 + (i * 7919) % 95).unwrap_or('x')).collect();
-    for src in [deep.as_str(), long_name.as_str(), many_errors.as_str(), garbage.as_str(), "", "tenant", "}}}}", "tenant t { assert -> }"] {
+    let many_errors =
+        "tenant t {\n".to_string() + &"  group g { provides x }\n".repeat(5_000) + "}";
+    let garbage: String = (0..20_000u32)
+        .map(|i| char::from_u32(32 + (i * 7919) % 95).unwrap_or('x'))
+        .collect();
+    for src in [
+        deep.as_str(),
+        long_name.as_str(),
+        many_errors.as_str(),
+        garbage.as_str(),
+        "",
+        "tenant",
+        "}}}}",
+        "tenant t { assert -> }",
+    ] {
         let c = gbpc::check_source(src);
         let _ = c.diagnostics();
-        let _ = gbpc::render::terminal(&c.diagnostics()[..c.diagnostics().len().min(3)], "x", src, false);
+        let _ = gbpc::render::terminal(
+            &c.diagnostics()[..c.diagnostics().len().min(3)],
+            "x",
+            src,
+            false,
+        );
     }
     let bytes = b"tenant t { filter f { tcp 80 } }\xff\xfe";
     assert!(gbpc::syntax::decode(bytes).is_err());

@@ -22,7 +22,10 @@ fn diagnostics_doc_lists_every_code() {
         std::fs::write(&path, &doc).unwrap_or_else(|e| panic!("{e}"));
     }
     let current = std::fs::read_to_string(&path).unwrap_or_default();
-    assert_eq!(current, doc, "docs/diagnostics.md is stale: run UPDATE_DOCS=1 cargo test --test tests docs");
+    assert_eq!(
+        current, doc,
+        "docs/diagnostics.md is stale: run UPDATE_DOCS=1 cargo test --test tests docs"
+    );
 }
 
 /// Every example named in the README exists, and every example is named in the README.
@@ -30,7 +33,13 @@ fn diagnostics_doc_lists_every_code() {
 fn readme_names_every_example() {
     let readme = std::fs::read_to_string(root().join("README.md")).unwrap_or_default();
     for e in crate::cases::examples() {
-        let name = e.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        assert!(readme.contains(&name), "README.md does not mention examples/{name}");
+        let name = e
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        assert!(
+            readme.contains(&name),
+            "README.md does not mention examples/{name}"
+        );
     }
 }

@@ -228,6 +228,7 @@ pub fn lower(p: &Policy, o: &Options) -> LowerResult {
 
 /// The ranges over which the decision between two class sets is constant, per protocol of
 /// the key space: the cut points are every edge of every filter entry that applies.
+#[allow(clippy::type_complexity)]
 fn segments(
     p: &Policy,
     app: &[(ContractId, GroupId, GroupId)],
@@ -596,6 +597,7 @@ pub fn stats(script: &str) -> Stats {
 }
 
 #[cfg(test)]
+#[allow(clippy::panic)]
 mod tests {
     use super::*;
 

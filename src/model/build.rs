@@ -326,7 +326,23 @@ impl<'a> Builder<'a> {
                         match e.proto {
                             EntryProto::Icmp | EntryProto::Icmpv6 => {
                                 match validate::icmp_type(e.proto == EntryProto::Icmpv6, &pt.lo) {
-                                    Ok(n) => ranges.push((n as u16, n as u16)),
+                                    Ok(n) => {
+                                        let flow = Flow {
+                                            proto: if e.proto == EntryProto::Icmpv6 { Proto::Icmpv6 } else { Proto::Icmp },
+                                            port: n as u16,
+                                        };
+                                        if !eval::can_start(flow) {
+                                            self.warnings.push(
+                                                Diagnostic::warning(
+                                                    Code::IcmpNotNew,
+                                                    format!("{} type `{}` cannot start a connection", e.proto.as_str(), pt.lo),
+                                                )
+                                                .primary(pt.span, "never the first packet of a connection")
+                                                .help("replies and errors of allowed connections pass anyway (the rules are stateful); filter the request, such as `echo-request`"),
+                                            );
+                                        }
+                                        ranges.push((n as u16, n as u16))
+                                    }
                                     Err(inv) => {
                                         self.errors.push(invalid_diag(Code::BadIcmp, pt.span, inv))
                                     }
@@ -388,7 +404,7 @@ impl<'a> Builder<'a> {
         help: &str,
     ) -> Option<Diagnostic> {
         // The name of a declaration that failed to parse: its syntax error speaks for it.
-        if self.file.broken.iter().any(|b| *b == r.name.text) {
+        if self.file.broken.contains(&r.name.text) {
             return None;
         }
         let mut d = Diagnostic::error(
@@ -1010,6 +1026,40 @@ impl<'a> Builder<'a> {
                         }
                         gs.push(g);
                     }
+                }
+            }
+            // The fabric classifies each address on its own: a dual-stack endpoint whose two
+            // addresses fall in different groups would get different verdicts per family.
+            if let [a, b] = e.addrs.as_slice() {
+                let (ga, gb) = (
+                    classes.lookup(a.family, a.addr),
+                    classes.lookup(b.family, b.addr),
+                );
+                if ga != gb && !e.external {
+                    let names = |gs: &[GroupId]| {
+                        gs.iter()
+                            .filter(|g| kinds[g.index()] != GroupKind::Any)
+                            .map(|g| p.group_name(*g))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    };
+                    diags.push(
+                        Diagnostic::error(
+                            Code::Membership,
+                            format!(
+                                "the addresses of endpoint `{}` are in different groups",
+                                e.name
+                            ),
+                        )
+                        .primary(e.span, "")
+                        .help(format!(
+                            "{} is in [{}] but {} is in [{}]; give both addresses the same groups",
+                            a.ip(),
+                            names(ga),
+                            b.ip(),
+                            names(gb)
+                        )),
+                    );
                 }
             }
             if !e.external {

@@ -190,7 +190,14 @@ pub(super) fn parse_recovering(src: &str) -> Parsed {
             let boundary = is_boundary(&toks, j, depth == 0);
             if boundary {
                 if let Some(s) = item_start.take() {
-                    parse_item(src, s, toks[j - 1].end, &mut tenant, &mut errors, &mut file.broken);
+                    parse_item(
+                        src,
+                        s,
+                        toks[j - 1].end,
+                        &mut tenant,
+                        &mut errors,
+                        &mut file.broken,
+                    );
                 }
                 if let Some(s) = stray_start.take() {
                     stray(src, s, toks[j - 1].end, &mut errors);
@@ -274,10 +281,15 @@ fn parse_item(
         Err(e) => {
             errors.push(pest_error(&e, start, src.len()));
             // `group NAME`, `global contract NAME`, ...: remember NAME.
-            let mut words = text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+            let mut words =
+                text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'));
             let mut words = words.by_ref().filter(|w| !w.is_empty());
             let first = words.next().unwrap_or("");
-            let name = if first == "global" { words.nth(1) } else { words.next() };
+            let name = if first == "global" {
+                words.nth(1)
+            } else {
+                words.next()
+            };
             if let Some(n) = name
                 && first != "assert"
             {
