@@ -789,17 +789,14 @@ impl<'a> Lowerer<'a> {
             } else {
                 self.providers(c).to_vec()
             };
-            if others.is_empty() {
+            // Never an empty peer list: Kubernetes reads it as "everyone".
+            let peers = self.peers(&others);
+            if peers.is_empty() {
                 continue;
             }
             let contract = self.p.contract(c);
             for (si, s) in contract.subjects.iter().enumerate() {
                 if s.action != Action::Permit {
-                    continue;
-                }
-                // Never an empty peer list: Kubernetes reads it as "everyone".
-                let peers = self.peers(&others);
-                if peers.is_empty() {
                     continue;
                 }
                 let sp = subject_ports(self.p, s);
@@ -813,7 +810,7 @@ impl<'a> Lowerer<'a> {
                         contract.name.clone(),
                         s.name.clone(),
                     ),
-                    peers,
+                    peers: peers.clone(),
                     ports,
                 });
             }

@@ -276,6 +276,17 @@ fn segments(
         if !relevant {
             continue;
         }
+        // Only request types can start a connection (eval::can_start): cut around them so
+        // that every segment is uniform in that respect too.
+        let requests: &[u8] = match proto {
+            Some(Proto::Icmp) => eval::ICMP_REQUESTS,
+            Some(Proto::Icmpv6) => eval::ICMPV6_REQUESTS,
+            _ => &[],
+        };
+        for &t in requests {
+            cuts.insert(t as u32);
+            cuts.insert(t as u32 + 1);
+        }
         let cuts: Vec<u32> = cuts.into_iter().filter(|&c| c <= max).collect();
         let mut segs = Vec::with_capacity(cuts.len());
         for (i, &lo) in cuts.iter().enumerate() {

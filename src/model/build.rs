@@ -328,7 +328,11 @@ impl<'a> Builder<'a> {
                                 match validate::icmp_type(e.proto == EntryProto::Icmpv6, &pt.lo) {
                                     Ok(n) => {
                                         let flow = Flow {
-                                            proto: if e.proto == EntryProto::Icmpv6 { Proto::Icmpv6 } else { Proto::Icmp },
+                                            proto: if e.proto == EntryProto::Icmpv6 {
+                                                Proto::Icmpv6
+                                            } else {
+                                                Proto::Icmp
+                                            },
                                             port: n as u16,
                                         };
                                         if !eval::can_start(flow) {

@@ -21,9 +21,13 @@ impl Builder {
         }
     }
 
+    /// The span of a pair without the whitespace and comments pest's implicit rules may have
+    /// consumed at its end (an optional trailing element such as `log?` tries, and fails, after
+    /// skipping them), so that labels underline exactly the construct.
     fn span(&self, p: &Pair<Rule>) -> Span {
         let s = p.as_span();
-        Span::new(self.base + s.start(), self.base + s.end())
+        let len = trimmed_len(p.as_str());
+        Span::new(self.base + s.start(), self.base + s.start() + len)
     }
 
     fn ident(&self, p: &Pair<Rule>) -> Ident {
@@ -444,4 +448,33 @@ fn missing(span: Span) -> Ident {
         text: String::new(),
         span: Span::new(span.start, span.start),
     }
+}
+
+/// Length of `text` without trailing whitespace and trailing line comments.
+fn trimmed_len(text: &str) -> usize {
+    let mut t = text;
+    loop {
+        let trimmed = t.trim_end();
+        let line_start = trimmed.rfind('\n').map_or(0, |i| i + 1);
+        let line = &trimmed[line_start..];
+        match comment_start(line) {
+            Some(c) => t = &trimmed[..line_start + c],
+            None => return trimmed.len(),
+        }
+    }
+}
+
+/// Where a `#` or `//` comment starts in a line, outside double quotes.
+fn comment_start(line: &str) -> Option<usize> {
+    let b = line.as_bytes();
+    let mut in_str = false;
+    for (i, &c) in b.iter().enumerate() {
+        match c {
+            b'"' => in_str = !in_str,
+            b'#' if !in_str => return Some(i),
+            b'/' if !in_str && b.get(i + 1) == Some(&b'/') => return Some(i),
+            _ => {}
+        }
+    }
+    None
 }
