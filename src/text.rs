@@ -33,7 +33,10 @@ impl LineIndex {
         while offset > 0 && !text.is_char_boundary(offset) {
             offset -= 1;
         }
-        let line = self.starts.partition_point(|&s| s <= offset).saturating_sub(1);
+        let line = self
+            .starts
+            .partition_point(|&s| s <= offset)
+            .saturating_sub(1);
         let start = self.starts.get(line).copied().unwrap_or(0);
         let prefix = text.get(start..offset).unwrap_or("");
         Position {
@@ -75,7 +78,10 @@ mod tests {
         let t = "ab\n\u{e9}\u{1F600}x\n";
         let ix = LineIndex::new(t);
         let p = ix.position(t, t.find('x').unwrap_or(0));
-        assert_eq!((p.line, p.col_bytes, p.col_chars, p.col_utf16), (1, 6, 2, 3));
+        assert_eq!(
+            (p.line, p.col_bytes, p.col_chars, p.col_utf16),
+            (1, 6, 2, 3)
+        );
         assert_eq!(ix.offset_utf16(t, 1, 3), t.find('x').unwrap_or(0));
         assert_eq!(ix.offset_utf16(t, 9, 0), t.len());
     }
