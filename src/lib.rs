@@ -12,8 +12,8 @@ pub mod lower;
 pub mod model;
 pub mod net;
 pub mod render;
-pub mod text;
 pub mod syntax;
+pub mod text;
 
 /// Parse and check a policy: every syntax and semantic finding, and the model.
 pub fn check_source(src: &str) -> model::Checked {
