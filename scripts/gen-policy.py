@@ -3,7 +3,8 @@
 
 Usage: scripts/gen-policy.py N [--assertions K] > policy.gbp
 
-Deterministic (no randomness): the same N always gives the same file. Group i holds three
+Deterministic (no randomness): the same N always gives the same file, already in `gbpc fmt`'s
+canonical layout. Group i holds three
 IPv4 /30 blocks spread over 198.18.0.0/15 (so no two blocks of a group are adjacent) and one
 endpoint. Contract k is provided by group k mod N and consumed by group (7k + 1) mod N; its
 subject permits one of 16 filters (single ports and ranges over tcp/udp); every 10th contract
@@ -34,7 +35,10 @@ def main():
     for k in range(3 * n):
         f = k % len(ports)
         if k % 10 == 0:
-            w(f"  contract c{k} {{ subject s permit f{f}  subject d deny block }}")
+            w(f"  contract c{k} {{")
+            w(f"    subject s permit f{f}")
+            w("    subject d deny block")
+            w("  }")
         else:
             w(f"  contract c{k} {{ subject s permit f{f} }}")
     provides = [[] for _ in range(n)]

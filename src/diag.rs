@@ -207,6 +207,7 @@ codes! {
     Syntax = "E001": "syntax error",
     NotUtf8 = "E002": "the input is not UTF-8",
     TooLarge = "E003": "the input exceeds a hard limit (size, objects, name length)",
+    Internal = "E004": "an internal error of gbpc (please report it); nothing was written",
     Undefined = "E010": "a name is used but not defined",
     Duplicate = "E011": "a name is defined twice in the same scope",
     Cycle = "E012": "`extends` forms a cycle",
@@ -233,6 +234,13 @@ codes! {
     IcmpNotNew = "W005": "an ICMP type that cannot start a connection, so a filter entry naming it never matches",
     K8sIcmp = "W010": "an ICMP permit that NetworkPolicy cannot express (left out)",
     NftNoAddress = "W011": "a group with no addresses that nftables cannot see",
+    ShadowedPermit = "W101": "a permit subject that a deny overrides everywhere it applies",
+    DenyNoEffect = "W102": "a deny subject that takes away no permit and no intra-group default",
+    RedundantSubject = "W103": "a subject covered by another subject of the same action between the same groups",
+    OverlappingGroups = "W104": "internal groups whose address prefixes overlap, so an address is in both",
+    EmptyGroup = "W105": "a group with no members: no select, address or endpoint",
+    IntraGroupContract = "W106": "a contract a group both provides and consumes that changes nothing between its members",
+    TrivialAssertion = "W107": "an assertion that cannot fail whatever the contracts say",
 }
 
 impl fmt::Display for Code {

@@ -6,22 +6,37 @@
 //! checked, the graph), [`eval`] (the verdict of a flow), [`lower`] (backends). The library
 //! never prints; the binary chooses renderers and exit codes.
 
+pub mod analysis;
 pub mod diag;
 pub mod eval;
+pub mod fmt;
 pub mod lower;
+pub mod lsp;
 pub mod model;
 pub mod net;
 pub mod render;
+pub mod run;
 pub mod syntax;
 pub mod text;
 
 /// Parse and check a policy: every syntax and semantic finding, and the model.
 pub fn check_source(src: &str) -> model::Checked {
-    let parsed = syntax::parse(src);
+    check_parsed(&syntax::parse(src))
+}
+
+/// Check an already parsed policy (the language server keeps the tree too): the same findings
+/// as [`check_source`].
+pub fn check_parsed(parsed: &syntax::Parsed) -> model::Checked {
     let mut checked = model::check(&parsed.file);
     if !parsed.errors.is_empty() {
-        checked.errors.extend(parsed.errors);
+        checked.errors.extend(parsed.errors.iter().cloned());
         diag::sort(&mut checked.errors);
+    }
+    if checked.errors.is_empty() {
+        checked
+            .warnings
+            .extend(analysis::lint::lint(&checked.policy));
+        diag::sort(&mut checked.warnings);
     }
     checked
 }

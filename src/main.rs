@@ -9,6 +9,15 @@ use clap::{Parser, Subcommand, ValueEnum};
 use gbpc::diag::Diagnostic;
 use gbpc::lower::{k8s, nft};
 
+#[path = "cmd/analysis.rs"]
+mod cmd_analysis;
+#[path = "cmd/fmt.rs"]
+mod cmd_fmt;
+#[path = "cmd/lsp.rs"]
+mod cmd_lsp;
+#[path = "cmd/run.rs"]
+mod cmd_run;
+
 #[derive(Parser)]
 #[command(
     name = "gbpc",
@@ -70,6 +79,22 @@ enum Enforce {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Explain the verdict of one flow: the deciding rule and every subject that matched.
+    Explain(cmd_analysis::ExplainArgs),
+    /// Every (group, protocol, ports) a group may open connections to.
+    Query(cmd_analysis::QueryArgs),
+    /// Flows two versions of a policy decide differently (exit 0 equivalent, 1 not).
+    Diff(cmd_analysis::DiffArgs),
+    /// The contract graph as Graphviz DOT or Mermaid.
+    Graph(cmd_analysis::GraphArgs),
+    /// Group-to-group connectivity as text, CSV or HTML.
+    Matrix(cmd_analysis::MatrixArgs),
+    /// The language server, over standard input and output (docs/editors.md).
+    Lsp(cmd_lsp::LspArgs),
+    /// Rewrite policies in canonical layout (`--check`: only report, exit 1 if one would change).
+    Fmt(cmd_fmt::FmtArgs),
+    /// Boot the endpoints in containers, load the compiled rules and prove them with traffic.
+    Run(cmd_run::RunArgs),
     /// Check a policy: diagnostics, and proof of its assertions.
     Check {
         /// The policy file, or `-` for standard input.
@@ -122,6 +147,14 @@ fn main() -> ExitCode {
         Color::Auto => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
     };
     match cli.command {
+        Command::Explain(a) => cmd_analysis::explain(a, color, json),
+        Command::Query(a) => cmd_analysis::query(a, color, json),
+        Command::Diff(a) => cmd_analysis::diff(a, color, json),
+        Command::Graph(a) => cmd_analysis::graph(a, color, json),
+        Command::Matrix(a) => cmd_analysis::matrix(a, color, json),
+        Command::Lsp(a) => cmd_lsp::run(a),
+        Command::Fmt(a) => cmd_fmt::run(a, color, json),
+        Command::Run(a) => cmd_run::run(a, color, json),
         Command::Check { file } => check(
             &file,
             Style {

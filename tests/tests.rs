@@ -2,7 +2,11 @@
 //! Tests may panic: that is how they fail.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod analysis;
 mod cases;
 mod docs;
+mod fmt;
 mod k8s;
+mod lsp;
 mod nft;
+mod run;

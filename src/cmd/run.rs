@@ -1,0 +1,202 @@
+//! `gbpc run`: boot the policy's endpoints in namespaced containers, load the compiled rules,
+//! probe every pair and print the truth table (exit 0 all agree, 1 a disagreement or a failing
+//! assertion, 2 cannot run). Also the hidden entry points of the run's own processes
+//! (`gbpc run --agent fabric|endpoint`, re-executed through /proc/self/exe).
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::ValueEnum;
+use gbpc::lower::nft;
+use gbpc::run::{compare, host, inject, plan, report, wire};
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum EnforceArg {
+    /// Rules in the routed fabric's forward hook.
+    Fabric,
+    /// Rules in each endpoint's own input and output hooks.
+    Endpoint,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum RunFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum AgentRole {
+    Fabric,
+    Endpoint,
+}
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// The policy file, or `-` for standard input.
+    #[arg(required_unless_present = "agent")]
+    file: Option<PathBuf>,
+    /// Where the rules are enforced.
+    #[arg(long, value_enum, default_value_t = EnforceArg::Fabric)]
+    enforce: EnforceArg,
+    /// The report: a truth table for people, or one JSON document.
+    #[arg(long, value_enum, default_value_t = RunFormat::Text)]
+    format: RunFormat,
+    /// How long a probe waits for an answer before it counts as dropped.
+    #[arg(long, default_value_t = 400, value_parser = clap::value_parser!(u32).range(50..=10_000))]
+    timeout_ms: u32,
+    /// Probe at most N flows: an even sample of the full matrix (assertions always probed).
+    #[arg(long, value_name = "N")]
+    max_probes: Option<usize>,
+    /// Testing the run itself: remove one permit element of this contract (`tenant/contract`)
+    /// from the script before loading it.
+    #[arg(long, hide = true, value_name = "CONTRACT")]
+    drop_permit: Option<String>,
+    /// Internal: be one of the run's own processes.
+    #[arg(long = "agent", hide = true, value_enum)]
+    agent: Option<AgentRole>,
+}
+
+fn cannot_run(what: &str, message: &str) -> ExitCode {
+    eprintln!("error: gbpc run cannot run ({what}): {message}");
+    ExitCode::from(2)
+}
+
+pub fn run(args: RunArgs, color: bool, json_diags: bool) -> ExitCode {
+    match args.agent {
+        Some(AgentRole::Fabric) => return ExitCode::from(gbpc::run::fabric::main() as u8),
+        Some(AgentRole::Endpoint) => return ExitCode::from(gbpc::run::agent::main() as u8),
+        None => {}
+    }
+    let t0 = Instant::now();
+    let Some(file) = args.file else {
+        return cannot_run("usage", "no policy file");
+    };
+    let style = super::Style {
+        color,
+        json: json_diags,
+        json_stdout: false,
+    };
+    if let Err(f) = host::preflight() {
+        return cannot_run(&f.what, &f.message);
+    }
+    let (name, src, checked) = match super::load(&file, style) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    if !checked.ok() {
+        super::report(&checked.diagnostics(), &name, &src, style);
+        super::summary_line(
+            style,
+            format!(
+                "{name}: {}",
+                gbpc::render::summary(checked.errors.len(), checked.warnings.len())
+            ),
+        );
+        return ExitCode::from(1);
+    }
+    let p = &checked.policy;
+    let (enforce, nft_enforce) = match args.enforce {
+        EnforceArg::Fabric => (wire::Enforce::Fabric, nft::Enforce::Fabric),
+        EnforceArg::Endpoint => (wire::Enforce::Endpoint, nft::Enforce::Endpoint),
+    };
+    let options = nft::Options {
+        table: "gbpc".into(),
+        enforce: nft_enforce,
+    };
+    let lowered = match nft::lower(p, &options) {
+        Ok(l) => l,
+        Err(errors) => {
+            super::report(&errors, &name, &src, style);
+            return ExitCode::from(1);
+        }
+    };
+    let mut script = lowered.text;
+    let mut injected = None;
+    if let Some(c) = &args.drop_permit {
+        match inject::drop_permit(&script, c) {
+            Ok((s, removed)) => {
+                script = s;
+                injected = Some(removed);
+            }
+            Err(e) => return cannot_run("usage", &e),
+        }
+    }
+    let plan = match plan::plan(
+        p,
+        &plan::Options {
+            max_probes: args.max_probes,
+        },
+    ) {
+        Ok(pl) => pl,
+        Err(e) => return cannot_run("plan", &e.0),
+    };
+    if plan.nodes.len() < 2 {
+        return cannot_run(
+            "plan",
+            "the policy declares fewer than two endpoints with addresses: nothing to probe",
+        );
+    }
+    let job = wire::Job {
+        nodes: plan.nodes.iter().map(|n| n.node.clone()).collect(),
+        listen: plan.listen.clone(),
+        probes: plan.wire_probes(),
+        script,
+        table: options.table.clone(),
+        enforce,
+        timeout_ms: args.timeout_ms,
+    };
+    let tty = std::io::stderr().is_terminal();
+    let mut shown = false;
+    let mut progress = |phase: &str, done: usize, total: usize| {
+        if tty {
+            let mut e = std::io::stderr().lock();
+            let _ = write!(e, "\r\x1b[2K{phase} {done}/{total}");
+            let _ = e.flush();
+            shown = true;
+        }
+    };
+    let results = host::launch(&job, &mut progress);
+    if shown {
+        eprint!("\r\x1b[2K");
+    }
+    let results = match results {
+        Ok(r) => r,
+        Err(f) => return cannot_run(&f.what, &f.message),
+    };
+    let outcomes = wire::decode(&results.outcomes);
+    let findings = compare::compare(p, &plan, &outcomes);
+    let input = report::Input {
+        file: &name,
+        src: &src,
+        enforce,
+        plan: &plan,
+        findings: &findings,
+        results: &results,
+        outcomes: &outcomes,
+        total_ms: t0.elapsed().as_millis() as u64,
+        injected: injected.as_deref(),
+    };
+    let text = match args.format {
+        RunFormat::Text => report::text(&input),
+        RunFormat::Json => {
+            let mut s = serde_json::to_string_pretty(&report::json(&input)).unwrap_or_default();
+            s.push('\n');
+            s
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    if out
+        .write_all(text.as_bytes())
+        .and_then(|_| out.flush())
+        .is_err()
+    {
+        return ExitCode::from(2);
+    }
+    if findings.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}

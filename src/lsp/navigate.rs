@@ -1,0 +1,275 @@
+//! Navigation over the name index: go to definition, find references, rename (with
+//! prepareRename), and the document outline.
+
+use lsp_types as lsp;
+
+use super::doc::{Doc, Encoding};
+use super::index::{Key, Kind};
+use crate::diag::Span;
+use crate::model::validate;
+use crate::syntax::ast;
+
+/// Where the object under the cursor is declared (several places for a duplicate).
+pub fn definition(doc: &Doc, offset: usize) -> Vec<Span> {
+    match doc.index.at(offset) {
+        Some(o) => doc.index.definitions(&o.key).map(|d| d.span).collect(),
+        None => Vec::new(),
+    }
+}
+
+/// Every place the object under the cursor is written.
+pub fn references(doc: &Doc, offset: usize, include_declaration: bool) -> Vec<Span> {
+    match doc.index.at(offset) {
+        Some(o) => doc
+            .index
+            .occurrences(&o.key)
+            .filter(|r| include_declaration || !r.def)
+            .map(|r| r.span)
+            .collect(),
+        None => Vec::new(),
+    }
+}
+
+/// The name under the cursor if it can be renamed: its span and its text. `Ok(None)`: the
+/// cursor is on nothing renameable; `Err`: on a name that cannot be renamed, and why.
+pub fn prepare_rename(doc: &Doc, offset: usize) -> Result<Option<(Span, String)>, String> {
+    let Some(o) = doc.index.at(offset) else {
+        return Ok(None);
+    };
+    if o.key.kind == Kind::Group && o.key.name == "any" {
+        return Err("`any` is the tenant-wide group; it cannot be renamed".to_string());
+    }
+    if !doc.index.is_defined(&o.key) {
+        return Err(format!(
+            "{} `{}` is not defined in this file, so there is nothing to rename",
+            o.key.kind.as_str(),
+            o.key.name
+        ));
+    }
+    Ok(Some((o.span, o.key.name.clone())))
+}
+
+/// The edits that rename the object under the cursor to `new_name` everywhere in the document.
+pub fn rename(doc: &Doc, offset: usize, new_name: &str) -> Result<Vec<(Span, String)>, String> {
+    let Some((_, old)) = prepare_rename(doc, offset)? else {
+        return Err("there is no name to rename here".to_string());
+    };
+    let Some(o) = doc.index.at(offset) else {
+        return Err("there is no name to rename here".to_string());
+    };
+    if new_name == old {
+        return Ok(Vec::new());
+    }
+    let kind = o.key.kind;
+    validate::dns_label(kind.as_str(), new_name).map_err(|inv| match inv.suggestion {
+        Some(s) => format!("{}; {} (try `{s}`)", inv.message, inv.help),
+        None => format!("{}; {}", inv.message, inv.help),
+    })?;
+    if kind == Kind::Group && new_name == "any" {
+        return Err("`any` is reserved for the tenant-wide group".to_string());
+    }
+    let taken = match kind {
+        Kind::Tenant => Key {
+            kind,
+            tenant: new_name.to_string(),
+            name: new_name.to_string(),
+        },
+        _ => Key {
+            kind,
+            tenant: o.key.tenant.clone(),
+            name: new_name.to_string(),
+        },
+    };
+    if doc.index.is_defined(&taken) {
+        return Err(match kind {
+            Kind::Tenant => format!("tenant `{new_name}` already exists"),
+            _ => format!(
+                "{} `{new_name}` already exists in tenant `{}`",
+                kind.as_str(),
+                o.key.tenant
+            ),
+        });
+    }
+    Ok(doc
+        .index
+        .occurrences(&o.key)
+        .map(|r| (r.span, new_name.to_string()))
+        .collect())
+}
+
+/// The outline: tenants holding their filters, contracts (with subjects), groups (with
+/// endpoints) and `any` blocks.
+pub fn symbols(doc: &Doc, enc: Encoding) -> Vec<lsp::DocumentSymbol> {
+    let sym = |name: &str, detail: Option<String>, kind, span: Span, sel: Span, children| {
+        #[allow(deprecated)] // `deprecated` is a required field of the struct
+        lsp::DocumentSymbol {
+            name: if name.is_empty() {
+                "(unnamed)".to_string()
+            } else {
+                name.to_string()
+            },
+            detail,
+            kind,
+            tags: None,
+            deprecated: None,
+            range: doc.range(span.join(sel), enc),
+            selection_range: doc.range(sel, enc),
+            children,
+        }
+    };
+    let flat = |s: Span| {
+        doc.slice(s)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mut out = Vec::new();
+    for t in &doc.file.tenants {
+        let mut items = Vec::new();
+        for item in &t.items {
+            match item {
+                ast::Item::Filter(f) => {
+                    let entries: Vec<String> = f.entries.iter().map(|e| flat(e.span)).collect();
+                    items.push(sym(
+                        &f.name.text,
+                        Some(entries.join("; ")),
+                        lsp::SymbolKind::STRUCT,
+                        f.span,
+                        f.name.span,
+                        None,
+                    ));
+                }
+                ast::Item::Contract(c) => {
+                    let subjects = c
+                        .subjects
+                        .iter()
+                        .map(|s| {
+                            let filters: Vec<String> =
+                                s.filters.iter().map(|r| r.display()).collect();
+                            sym(
+                                &s.name.text,
+                                Some(format!(
+                                    "{} {}{}",
+                                    s.action.as_str(),
+                                    filters.join(", "),
+                                    if s.log { " log" } else { "" }
+                                )),
+                                lsp::SymbolKind::METHOD,
+                                s.span,
+                                s.name.span,
+                                None,
+                            )
+                        })
+                        .collect();
+                    items.push(sym(
+                        &c.name.text,
+                        Some(
+                            if c.global {
+                                "global contract"
+                            } else {
+                                "contract"
+                            }
+                            .to_string(),
+                        ),
+                        lsp::SymbolKind::INTERFACE,
+                        c.span,
+                        c.name.span,
+                        Some(subjects),
+                    ));
+                }
+                ast::Item::Group(g) => {
+                    let endpoints = g
+                        .endpoints
+                        .iter()
+                        .map(|e| {
+                            let addrs: Vec<&str> =
+                                e.addrs.iter().map(|a| a.text.as_str()).collect();
+                            sym(
+                                &e.name.text,
+                                Some(addrs.join(", ")),
+                                lsp::SymbolKind::VARIABLE,
+                                e.span,
+                                e.name.span,
+                                None,
+                            )
+                        })
+                        .collect();
+                    let mut detail = match g.kind {
+                        ast::GroupKind::Internal => "group".to_string(),
+                        ast::GroupKind::External => "external".to_string(),
+                    };
+                    if !g.isolated.is_empty() {
+                        detail.push_str(" isolated");
+                    }
+                    for p in &g.extends {
+                        detail.push_str(&format!(" extends {}", p.text));
+                    }
+                    items.push(sym(
+                        &g.name.text,
+                        Some(detail),
+                        lsp::SymbolKind::CLASS,
+                        g.span,
+                        g.name.span,
+                        Some(endpoints),
+                    ));
+                }
+                ast::Item::Any(a) => {
+                    let kw = Span::new(a.span.start, a.span.start + "any".len());
+                    items.push(sym(
+                        "any",
+                        Some("every internal group of the tenant".to_string()),
+                        lsp::SymbolKind::CLASS,
+                        a.span,
+                        kw,
+                        None,
+                    ));
+                }
+                ast::Item::Assert(_) => {}
+            }
+        }
+        out.push(sym(
+            &t.name.text,
+            Some("tenant".to_string()),
+            lsp::SymbolKind::NAMESPACE,
+            t.span,
+            t.name.span,
+            Some(items),
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SRC: &str = "tenant t {\n  filter f { tcp 80 }\n  contract c { subject s permit f }\n  group g { provides c }\n  group h extends g { consumes c }\n}\n";
+
+    fn off(needle: &str, nth: usize) -> usize {
+        SRC.match_indices(needle).nth(nth).map_or(0, |(i, _)| i)
+    }
+
+    #[test]
+    fn definition_and_references() {
+        let doc = Doc::new(SRC.to_string(), 1);
+        let c_use = off("consumes c", 0) + "consumes ".len();
+        assert_eq!(
+            definition(&doc, c_use),
+            vec![Span::new(off("c {", 0), off("c {", 0) + 1)]
+        );
+        assert_eq!(references(&doc, c_use, true).len(), 3);
+        assert_eq!(references(&doc, c_use, false).len(), 2);
+    }
+
+    #[test]
+    fn rename_checks_the_new_name() {
+        let doc = Doc::new(SRC.to_string(), 1);
+        let g = off("g {", 0);
+        assert_eq!(rename(&doc, g, "web").map(|e| e.len()), Ok(2));
+        assert!(rename(&doc, g, "h").is_err(), "h exists");
+        assert!(rename(&doc, g, "Web").is_err(), "not a DNS label");
+        assert!(rename(&doc, g, "any").is_err());
+        // a filter and a group may share a name
+        assert!(rename(&doc, off("f {", 0), "g").is_ok());
+    }
+}
