@@ -89,9 +89,20 @@ fn minimal_root() -> Result<(), String> {
     let none: Option<&str> = None;
     mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)
         .map_err(|e| err("make / private", e))?;
-    // /tmp exists on every system; in this private mount namespace the tmpfs hides nothing
-    // from anyone else.
-    let root = Path::new("/tmp");
+    // The new root is a tmpfs mounted over an existing directory; in this private mount
+    // namespace it hides nothing from anyone else, but it must not hide the binary itself
+    // (a checkout under /tmp), so take the first candidate that is not one of its ancestors.
+    let exe = std::fs::read_link("/proc/self/exe").map_err(|e| err("find the binary", e))?;
+    let root = ["/tmp", "/mnt", "/media", "/var/tmp", "/run", "/srv", "/opt"]
+        .iter()
+        .map(Path::new)
+        .find(|c| c.is_dir() && !exe.starts_with(c))
+        .ok_or_else(|| {
+            format!(
+                "no directory to mount the root on that does not hold {}",
+                exe.display()
+            )
+        })?;
     mount(
         Some("gbpc-root"),
         root,
@@ -123,7 +134,6 @@ fn minimal_root() -> Result<(), String> {
         )
         .map_err(|e| err(&format!("make {} read-only", dst.display()), e))
     };
-    let exe = std::fs::read_link("/proc/self/exe").map_err(|e| err("find the binary", e))?;
     bind_ro(&exe, &root.join("gbpc"), true)?;
     for lib in ["/lib", "/lib64", "/usr/lib", "/usr/lib64"] {
         let src = Path::new(lib);
