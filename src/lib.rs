@@ -17,6 +17,7 @@ pub mod net;
 pub mod render;
 pub mod run;
 pub mod syntax;
+pub mod synth;
 pub mod text;
 
 /// Parse and check a policy: every syntax and semantic finding, and the model.

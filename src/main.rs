@@ -17,6 +17,8 @@ mod cmd_fmt;
 mod cmd_lsp;
 #[path = "cmd/run.rs"]
 mod cmd_run;
+#[path = "cmd/synth.rs"]
+mod cmd_synth;
 
 #[derive(Parser)]
 #[command(
@@ -95,6 +97,9 @@ enum Command {
     Fmt(cmd_fmt::FmtArgs),
     /// Boot the endpoints in containers, load the compiled rules and prove them with traffic.
     Run(cmd_run::RunArgs),
+    /// Hidden helpers for differential testing (`__synth`, `__k8s-fixture`, `__eval-matrix`).
+    #[command(flatten)]
+    Synth(cmd_synth::SynthCommand),
     /// Check a policy: diagnostics, and proof of its assertions.
     Check {
         /// The policy file, or `-` for standard input.
@@ -155,6 +160,7 @@ fn main() -> ExitCode {
         Command::Lsp(a) => cmd_lsp::run(a),
         Command::Fmt(a) => cmd_fmt::run(a, color, json),
         Command::Run(a) => cmd_run::run(a, color, json),
+        Command::Synth(c) => cmd_synth::run(c),
         Command::Check { file } => check(
             &file,
             Style {

@@ -150,7 +150,7 @@ fn report_of_made_up_outcomes() {
 // ---- real runs (root) ----------------------------------------------------------------------
 
 /// Real runs one at a time: the leftover checks must not see another run's processes.
-static RUNS: Mutex<()> = Mutex::new(());
+pub static RUNS: Mutex<()> = Mutex::new(());
 
 fn can_run() -> bool {
     let ns = Path::new("/proc/self/ns/net").exists() && Path::new("/proc/self/ns/pid").exists();

@@ -4,8 +4,10 @@
 
 mod analysis;
 mod cases;
+mod differential;
 mod docs;
 mod fmt;
+mod fuzz_regressions;
 mod k8s;
 mod lsp;
 mod nft;

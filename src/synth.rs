@@ -1,0 +1,712 @@
+//! Synthetic policies for differential testing: a seeded generator of random well-formed
+//! policies, the Kubernetes Pods and Namespaces of a policy's declared endpoints, and the
+//! evaluator's allowed ports between every pair of internal endpoints (what an independent
+//! NetworkPolicy engine must agree with).
+//!
+//! Generated policies keep the two views of membership in agreement: every endpoint carries
+//! the labels `app`, `tier` and `track`, and its addresses encode exactly those labels, so a
+//! group's `select` and its `address` prefixes describe the same members.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use crate::eval::{self, Flow, Proto, Verdict};
+use crate::model::{Action, EntryProto, GroupId, Policy};
+use crate::net::{Family, range_to_cidrs};
+
+/// How large a generated policy may be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Size {
+    /// Declared endpoints, internal and external together.
+    pub max_endpoints: usize,
+    pub max_tenants: usize,
+}
+
+impl Size {
+    /// For booting every endpoint (run mode): at most 20 endpoints.
+    pub const SMALL: Size = Size {
+        max_endpoints: 20,
+        max_tenants: 2,
+    };
+    /// The default: at most 30 endpoints, 3 tenants.
+    pub const DEFAULT: Size = Size {
+        max_endpoints: 30,
+        max_tenants: 3,
+    };
+}
+
+/// splitmix64: small, fast, and the same on every platform.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in `0..n` (`n` > 0).
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+    /// True with probability `pct`%.
+    fn chance(&mut self, pct: u64) -> bool {
+        self.next() % 100 < pct
+    }
+    fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
+        &xs[self.below(xs.len())]
+    }
+}
+
+const APPS: [&str; 4] = ["web", "api", "db", "cache"];
+const TIERS: [&str; 2] = ["front", "back"];
+const TRACKS: [&str; 2] = ["stable", "canary"];
+/// Values per label dimension: app (4), tier (2), track (2); combo = app*4 + tier*2 + track.
+const DIMS: [usize; 3] = [4, 2, 2];
+const COMBOS: usize = 16;
+const TENANTS: [&str; 3] = ["alpha", "beta", "gamma"];
+const EXTERNAL_NETS: [[u8; 3]; 3] = [[192, 0, 2], [198, 51, 100], [203, 0, 113]];
+
+fn combo_of(v: [usize; 3]) -> usize {
+    v[0] * 4 + v[1] * 2 + v[2]
+}
+
+fn v4(tenant: usize, combo: usize, host: usize) -> u128 {
+    let base: u128 = (198 << 24) | (18 << 16);
+    base | (((tenant * COMBOS + combo) as u128) << 8) | host as u128
+}
+
+fn v6(tenant: usize, combo: usize, host: usize) -> u128 {
+    let base: u128 = 0x2001_0db8 << 96;
+    base | (((tenant + 1) as u128) << 80) | ((combo as u128) << 64) | host as u128
+}
+
+fn ip_text(family: Family, addr: u128) -> String {
+    crate::net::addr_to_ip(family, addr).to_string()
+}
+
+/// A label selector: `Some(value index)` per dimension that it constrains.
+type Selector = [Option<usize>; 3];
+
+fn selects(sel: &Selector, combo: [usize; 3]) -> bool {
+    sel.iter().zip(combo).all(|(s, c)| s.is_none_or(|v| v == c))
+}
+
+fn selector_text(sel: &Selector) -> String {
+    let mut parts = Vec::new();
+    if let Some(a) = sel[0] {
+        parts.push(format!("app={}", APPS[a]));
+    }
+    if let Some(t) = sel[1] {
+        parts.push(format!("tier={}", TIERS[t]));
+    }
+    if let Some(k) = sel[2] {
+        parts.push(format!("track={}", TRACKS[k]));
+    }
+    parts.join(", ")
+}
+
+fn all_combos() -> impl Iterator<Item = [usize; 3]> {
+    (0..DIMS[0]).flat_map(|a| (0..DIMS[1]).flat_map(move |t| (0..DIMS[2]).map(move |k| [a, t, k])))
+}
+
+/// The prefixes (both families) of exactly the combos a selector matches, in one tenant.
+fn selector_prefixes(tenant: usize, sel: &Selector) -> Vec<String> {
+    let mut combos: Vec<usize> = all_combos()
+        .filter(|c| selects(sel, *c))
+        .map(combo_of)
+        .collect();
+    combos.sort_unstable();
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for c in combos {
+        match runs.last_mut() {
+            Some((_, hi)) if *hi + 1 == c => *hi = c,
+            _ => runs.push((c, c)),
+        }
+    }
+    let mut out = Vec::new();
+    for &(lo, hi) in &runs {
+        for c in range_to_cidrs(Family::V4, v4(tenant, lo, 0), v4(tenant, hi, 255)) {
+            out.push(c.to_string());
+        }
+    }
+    for &(lo, hi) in &runs {
+        let last = v6(tenant, hi, 0) | ((1u128 << 64) - 1);
+        for c in range_to_cidrs(Family::V6, v6(tenant, lo, 0), last) {
+            out.push(c.to_string());
+        }
+    }
+    out
+}
+
+/// Who provides or consumes a contract.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Group(usize, usize),
+    External(usize, usize),
+    Any(usize),
+}
+
+struct GroupGen {
+    sel: Selector,
+    isolated: bool,
+    parent: Option<usize>,
+    endpoints: Vec<String>,
+    provides: Vec<String>,
+    consumes: Vec<String>,
+}
+
+struct ExternalGen {
+    lines: Vec<String>,
+    provides: Vec<String>,
+    consumes: Vec<String>,
+}
+
+struct TenantGen {
+    filters: Vec<String>,
+    contracts: Vec<String>,
+    groups: Vec<GroupGen>,
+    externals: Vec<ExternalGen>,
+    any_provides: Vec<String>,
+    any_consumes: Vec<String>,
+    endpoints: Vec<String>,
+    asserts: Vec<String>,
+}
+
+const TCP_PORTS: [&str; 10] = [
+    "22",
+    "53",
+    "80",
+    "443",
+    "5432",
+    "6379",
+    "8000-8099",
+    "8080",
+    "9000-9100",
+    "1-1024",
+];
+const UDP_PORTS: [&str; 4] = ["53", "123", "5000-5100", "443"];
+const PROBE_PORTS: [u16; 12] = [
+    22, 53, 80, 123, 443, 999, 3868, 5050, 5432, 6379, 8080, 9050,
+];
+
+fn filter_entries(rng: &mut Rng, deny: bool) -> String {
+    let n = 1 + rng.below(3);
+    let mut entries = Vec::new();
+    for _ in 0..n {
+        let r = rng.below(100);
+        let e = if r < 40 {
+            let k = 1 + rng.below(2);
+            let mut ports: Vec<&str> = (0..k).map(|_| *rng.pick(&TCP_PORTS)).collect();
+            ports.dedup();
+            format!("tcp {}", ports.join(", "))
+        } else if r < 55 {
+            format!("udp {}", rng.pick(&UDP_PORTS))
+        } else if r < 63 {
+            "sctp 3868".to_string()
+        } else if r < 68 {
+            "tcp".to_string()
+        } else if r < 72 {
+            "udp".to_string()
+        } else if r < 80 && !deny {
+            "icmp echo-request".to_string()
+        } else if r < 88 && !deny {
+            "icmpv6 echo-request".to_string()
+        } else if r < 93 {
+            "ip".to_string()
+        } else {
+            format!("tcp {}", rng.pick(&TCP_PORTS))
+        };
+        if !entries.contains(&e) {
+            entries.push(e);
+        }
+    }
+    entries.join("; ")
+}
+
+/// A random well-formed policy: it checks with no errors, compiles for both targets (denies
+/// with AdminNetworkPolicy), and its assertions hold. The same seed gives the same text.
+pub fn policy(seed: u64, size: Size) -> String {
+    let mut rng = Rng(seed ^ 0x6762_7063_7379_6e74);
+    let nt = 1 + rng.below(size.max_tenants.clamp(1, TENANTS.len()));
+    let mut budget = size.max_endpoints;
+    let mut internal_total = 0usize;
+    let mut tenants: Vec<TenantGen> = Vec::new();
+    for t in 0..nt {
+        let ng = 2 + rng.below(4);
+        let mut groups = Vec::new();
+        let mut hosts: BTreeMap<usize, usize> = BTreeMap::new();
+        let mut endpoints = Vec::new();
+        let share = size.max_endpoints / nt;
+        let mut tenant_budget = share.min(budget);
+        for gi in 0..ng {
+            let mut sel: Selector = [None; 3];
+            if rng.chance(75) {
+                sel[0] = Some(rng.below(DIMS[0]));
+            }
+            if rng.chance(40) {
+                sel[1] = Some(rng.below(DIMS[1]));
+            }
+            if rng.chance(30) || sel.iter().all(Option::is_none) {
+                sel[2] = Some(rng.below(DIMS[2]));
+            }
+            let parent = (gi > 0 && rng.chance(30)).then(|| rng.below(gi));
+            let mut g = GroupGen {
+                sel,
+                isolated: rng.chance(20),
+                parent,
+                endpoints: Vec::new(),
+                provides: Vec::new(),
+                consumes: Vec::new(),
+            };
+            let mut ne = rng.below(4).min(tenant_budget);
+            // At least two internal endpoints in every policy, or there is nothing to compare.
+            if t + 1 == nt && gi + 1 == ng && internal_total + ne < 2 {
+                ne = (2 - internal_total).min(tenant_budget);
+            }
+            internal_total += ne;
+            for _ in 0..ne {
+                let mut v = [0usize; 3];
+                for (d, slot) in v.iter_mut().enumerate() {
+                    *slot = sel[d].unwrap_or_else(|| rng.below(DIMS[d]));
+                }
+                let combo = combo_of(v);
+                let host = hosts.entry(combo).or_insert(9);
+                *host += 1;
+                let name = format!("e{}", endpoints.len() + 1);
+                let mut own = Vec::new();
+                if sel[0].is_none() {
+                    own.push(format!("app={}", APPS[v[0]]));
+                }
+                if sel[1].is_none() {
+                    own.push(format!("tier={}", TIERS[v[1]]));
+                }
+                if sel[2].is_none() {
+                    own.push(format!("track={}", TRACKS[v[2]]));
+                }
+                let mut addr = ip_text(Family::V4, v4(t, combo, *host));
+                if rng.chance(40) {
+                    addr = format!("{addr}, {}", ip_text(Family::V6, v6(t, combo, *host)));
+                }
+                let labels = if own.is_empty() {
+                    String::new()
+                } else {
+                    format!(" labels {}", own.join(", "))
+                };
+                g.endpoints.push(format!("endpoint {name} {addr}{labels}"));
+                endpoints.push(name);
+                tenant_budget -= 1;
+                budget -= 1;
+            }
+            groups.push(g);
+        }
+        let mut externals = Vec::new();
+        for _ in 0..rng.below(3) {
+            let net = rng.pick(&EXTERNAL_NETS);
+            let base = format!("{}.{}.{}", net[0], net[1], net[2]);
+            let mut lines = Vec::new();
+            if rng.chance(60) {
+                let hole = rng.pick(&["128/25", "128/26", "192/26", "224/27"]);
+                lines.push(format!("address {base}.0/24 except {base}.{hole}"));
+            } else {
+                lines.push(format!("address {base}.0/25, {base}.192/26"));
+            }
+            if budget > 0 && tenant_budget > 0 && rng.chance(50) {
+                let name = format!("e{}", endpoints.len() + 1);
+                lines.push(format!("endpoint {name} {base}.{}", 10 + rng.below(90)));
+                endpoints.push(name);
+                tenant_budget -= 1;
+                budget -= 1;
+            }
+            externals.push(ExternalGen {
+                lines,
+                provides: Vec::new(),
+                consumes: Vec::new(),
+            });
+        }
+        tenants.push(TenantGen {
+            filters: Vec::new(),
+            contracts: Vec::new(),
+            groups,
+            externals,
+            any_provides: Vec::new(),
+            any_consumes: Vec::new(),
+            endpoints,
+            asserts: Vec::new(),
+        });
+    }
+    // Contracts, after every tenant's groups exist (global ones are consumed across tenants).
+    let mut nfilters = 0usize;
+    for t in 0..nt {
+        let nc = 2 + rng.below(4);
+        for ci in 0..nc {
+            let name = format!("c{ci}");
+            let global = nt > 1 && rng.chance(30);
+            let has_deny = rng.chance(25);
+            let mut subjects = Vec::new();
+            let ns = 1 + rng.below(3);
+            for si in 0..ns {
+                let deny = has_deny && si > 0;
+                let nf = 1 + rng.below(2);
+                let mut fnames = Vec::new();
+                for _ in 0..nf {
+                    nfilters += 1;
+                    let fname = format!("f{nfilters}");
+                    let entries = filter_entries(&mut rng, deny);
+                    tenants[t]
+                        .filters
+                        .push(format!("filter {fname} {{ {entries} }}"));
+                    fnames.push(fname);
+                }
+                let action = if deny { "deny" } else { "permit" };
+                let log = if rng.chance(10) { " log" } else { "" };
+                subjects.push(format!("subject s{si} {action} {}{log}", fnames.join(", ")));
+            }
+            tenants[t].contracts.push(format!(
+                "{}contract {name} {{ {} }}",
+                if global { "global " } else { "" },
+                subjects.join("; ")
+            ));
+            // Sides: internal groups mostly; `any` and external groups sometimes (never on a
+            // deny contract: AdminNetworkPolicy cannot match an external consumer).
+            let side = |rng: &mut Rng, tt: usize, tenants: &Vec<TenantGen>| -> Side {
+                let r = rng.below(100);
+                if r < 12 {
+                    Side::Any(tt)
+                } else if r < 30 && !has_deny && !tenants[tt].externals.is_empty() {
+                    Side::External(tt, rng.below(tenants[tt].externals.len()))
+                } else {
+                    Side::Group(tt, rng.below(tenants[tt].groups.len()))
+                }
+            };
+            let mut provs: Vec<Side> = Vec::new();
+            for _ in 0..1 + rng.below(2) {
+                let s = side(&mut rng, t, &tenants);
+                if !provs.contains(&s) {
+                    provs.push(s);
+                }
+            }
+            let mut cons: Vec<Side> = Vec::new();
+            for _ in 0..1 + rng.below(2) {
+                let tt = if global { rng.below(nt) } else { t };
+                let s = side(&mut rng, tt, &tenants);
+                if !cons.contains(&s) {
+                    cons.push(s);
+                }
+            }
+            // A contract only between external groups reaches no pod and says nothing
+            // testable; keep one internal side.
+            if provs.iter().all(|s| matches!(s, Side::External(..)))
+                && cons.iter().all(|s| matches!(s, Side::External(..)))
+            {
+                provs.push(Side::Group(t, rng.below(tenants[t].groups.len())));
+            }
+            for s in provs {
+                let r = name.clone();
+                match s {
+                    Side::Group(tt, g) => tenants[tt].groups[g].provides.push(r),
+                    Side::External(tt, x) => tenants[tt].externals[x].provides.push(r),
+                    Side::Any(tt) => tenants[tt].any_provides.push(r),
+                }
+            }
+            for s in cons {
+                let (tt, r) = match s {
+                    Side::Group(tt, _) | Side::External(tt, _) | Side::Any(tt) => {
+                        if tt == t {
+                            (tt, name.clone())
+                        } else {
+                            (tt, format!("{}/{name}", TENANTS[t]))
+                        }
+                    }
+                };
+                match s {
+                    Side::Group(_, g) => tenants[tt].groups[g].consumes.push(r),
+                    Side::External(_, x) => tenants[tt].externals[x].consumes.push(r),
+                    Side::Any(_) => tenants[tt].any_consumes.push(r),
+                }
+            }
+        }
+    }
+    let text = render(&tenants);
+    // Assertions: verdicts from the evaluator, so they hold.
+    let checked = crate::check_source(&text);
+    if !checked.ok() {
+        return text;
+    }
+    let p = &checked.policy;
+    let names: Vec<(usize, String)> = tenants
+        .iter()
+        .enumerate()
+        .flat_map(|(t, tg)| tg.endpoints.iter().map(move |e| (t, e.clone())))
+        .collect();
+    if names.len() >= 2 {
+        for _ in 0..1 + rng.below(4) {
+            let (st, s) = rng.pick(&names).clone();
+            let (dt, d) = rng.pick(&names).clone();
+            if (st, &s) == (dt, &d) {
+                continue;
+            }
+            let (Some(se), Some(de)) = (find_endpoint(p, st, &s), find_endpoint(p, dt, &d)) else {
+                continue;
+            };
+            let proto = *rng.pick(&[Proto::Tcp, Proto::Tcp, Proto::Udp, Proto::Sctp]);
+            let port = *rng.pick(&PROBE_PORTS);
+            let flow = Flow { proto, port };
+            let v = eval::decide(p, &p.endpoint(se).groups, &p.endpoint(de).groups, flow).verdict;
+            let dref = if dt == st {
+                d.clone()
+            } else {
+                format!("{}/{d}", TENANTS[dt])
+            };
+            tenants[st]
+                .asserts
+                .push(format!("assert {s} -> {dref} {flow} {}", v.as_str()));
+        }
+    }
+    render(&tenants)
+}
+
+fn find_endpoint(p: &Policy, tenant: usize, name: &str) -> Option<crate::model::EndpointId> {
+    p.endpoints
+        .iter()
+        .position(|e| e.tenant.index() == tenant && e.name == name)
+        .map(|i| crate::model::EndpointId(i as u32))
+}
+
+fn render(tenants: &[TenantGen]) -> String {
+    let mut out = String::new();
+    for (t, tg) in tenants.iter().enumerate() {
+        let _ = writeln!(out, "tenant {} {{", TENANTS[t]);
+        for f in &tg.filters {
+            let _ = writeln!(out, "  {f}");
+        }
+        for c in &tg.contracts {
+            let _ = writeln!(out, "  {c}");
+        }
+        for (gi, g) in tg.groups.iter().enumerate() {
+            let mut head = format!("  group g{gi}");
+            if g.isolated {
+                head.push_str(" isolated");
+            }
+            if let Some(par) = g.parent {
+                let _ = write!(head, " extends g{par}");
+            }
+            let _ = writeln!(out, "{head} {{");
+            let _ = writeln!(out, "    select {}", selector_text(&g.sel));
+            let _ = writeln!(
+                out,
+                "    address {}",
+                selector_prefixes(t, &g.sel).join(", ")
+            );
+            for e in &g.endpoints {
+                let _ = writeln!(out, "    {e}");
+            }
+            uses(&mut out, "    ", &g.provides, &g.consumes);
+            let _ = writeln!(out, "  }}");
+        }
+        for (xi, x) in tg.externals.iter().enumerate() {
+            let _ = writeln!(out, "  external x{xi} {{");
+            for l in &x.lines {
+                let _ = writeln!(out, "    {l}");
+            }
+            uses(&mut out, "    ", &x.provides, &x.consumes);
+            let _ = writeln!(out, "  }}");
+        }
+        if !tg.any_provides.is_empty() || !tg.any_consumes.is_empty() {
+            let _ = writeln!(out, "  any {{");
+            uses(&mut out, "    ", &tg.any_provides, &tg.any_consumes);
+            let _ = writeln!(out, "  }}");
+        }
+        for a in &tg.asserts {
+            let _ = writeln!(out, "  {a}");
+        }
+        let _ = writeln!(out, "}}");
+    }
+    out
+}
+
+fn uses(out: &mut String, indent: &str, provides: &[String], consumes: &[String]) {
+    if !provides.is_empty() {
+        let _ = writeln!(out, "{indent}provides {}", provides.join(", "));
+    }
+    if !consumes.is_empty() {
+        let _ = writeln!(out, "{indent}consumes {}", consumes.join(", "));
+    }
+}
+
+/// The Namespaces and Pods of a checked policy's internal endpoints, as a Kubernetes `List`
+/// (JSON): one namespace per tenant, one pod per endpoint with the endpoint's labels (plus a
+/// unique `gbpc.test/endpoint` label, so that no two pods look alike to an analyser) and its
+/// first address as the pod IP.
+pub fn k8s_fixture(p: &Policy) -> String {
+    use serde_json::json;
+    let mut items = Vec::new();
+    for t in &p.tenants {
+        items.push(json!({
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": t.name, "labels": {crate::lower::k8s::NAMESPACE_NAME_LABEL: t.name}},
+        }));
+    }
+    for e in p.endpoints.iter().filter(|e| !e.external) {
+        let mut labels = serde_json::Map::new();
+        for (k, v) in &e.labels {
+            labels.insert(k.clone(), json!(v));
+        }
+        labels.insert("gbpc.test/endpoint".into(), json!(e.name));
+        let ip = e
+            .addrs
+            .first()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default();
+        items.push(json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": e.name, "namespace": p.tenant(e.tenant).name, "labels": labels},
+            "spec": {"containers": [{"name": "main", "image": "registry.invalid/gbpc-test"}]},
+            "status": {"podIP": ip, "podIPs": [{"ip": ip}], "hostIP": "192.0.2.1"},
+        }));
+    }
+    serde_json::to_string_pretty(&json!({"apiVersion": "v1", "kind": "List", "items": items}))
+        .unwrap_or_default()
+}
+
+/// The evaluator's allowed destination ports between every ordered pair of distinct internal
+/// endpoints, per protocol (tcp, udp, sctp), as JSON:
+/// `{"pairs": [{"src": "t/e", "dst": "t/e", "allow": {"tcp": [[lo, hi], ...], ...},
+/// "allow_without_denies": {...}}]}`. `allow_without_denies` is the verdict with every deny
+/// subject left out: what the NetworkPolicy objects alone must allow.
+pub fn eval_matrix(p: &Policy) -> String {
+    use serde_json::json;
+    let protos = [
+        (Proto::Tcp, EntryProto::Tcp, "tcp"),
+        (Proto::Udp, EntryProto::Udp, "udp"),
+        (Proto::Sctp, EntryProto::Sctp, "sctp"),
+    ];
+    // Segments of 1..=65535 on which every filter entry of the protocol is constant.
+    let segments: Vec<Vec<(u16, u16)>> = protos
+        .iter()
+        .map(|&(_, ep, _)| {
+            let mut cuts: Vec<u32> = vec![1, 65536];
+            for f in &p.filters {
+                for e in f.entries.iter().filter(|e| e.proto == ep) {
+                    for &(lo, hi) in &e.ranges {
+                        cuts.push(u32::from(lo));
+                        cuts.push(u32::from(hi) + 1);
+                    }
+                }
+            }
+            cuts.retain(|&c| (1..=65536).contains(&c));
+            cuts.sort_unstable();
+            cuts.dedup();
+            cuts.windows(2)
+                .map(|w| (w[0] as u16, (w[1] - 1) as u16))
+                .collect()
+        })
+        .collect();
+    let internal: Vec<usize> = (0..p.endpoints.len())
+        .filter(|&i| !p.endpoints[i].external)
+        .collect();
+    let mut pairs = Vec::new();
+    for &s in &internal {
+        for &d in &internal {
+            if s == d {
+                continue;
+            }
+            let (se, de) = (&p.endpoints[s], &p.endpoints[d]);
+            let (sg, dg): (&[GroupId], &[GroupId]) = (&se.groups, &de.groups);
+            let app = eval::applicable(p, sg, dg);
+            let mut allow = serde_json::Map::new();
+            let mut nodeny = serde_json::Map::new();
+            for (pi, &(proto, _, pname)) in protos.iter().enumerate() {
+                let mut a: Vec<(u16, u16)> = Vec::new();
+                let mut b: Vec<(u16, u16)> = Vec::new();
+                for &(lo, hi) in &segments[pi] {
+                    let flow = Flow { proto, port: lo };
+                    if eval::decide_with(p, &app, sg, dg, flow).verdict == Verdict::Allow {
+                        push_range(&mut a, lo, hi);
+                    }
+                    let permitted = eval::matches(p, &app, flow)
+                        .iter()
+                        .any(|(act, _)| *act == Action::Permit)
+                        || eval::common_open_group(p, sg, dg).is_some();
+                    if permitted {
+                        push_range(&mut b, lo, hi);
+                    }
+                }
+                allow.insert(pname.into(), json!(a));
+                nodeny.insert(pname.into(), json!(b));
+            }
+            pairs.push(json!({
+                "src": p.endpoint_name(crate::model::EndpointId(s as u32)),
+                "dst": p.endpoint_name(crate::model::EndpointId(d as u32)),
+                "allow": allow,
+                "allow_without_denies": nodeny,
+            }));
+        }
+    }
+    serde_json::to_string_pretty(&json!({ "pairs": pairs })).unwrap_or_default()
+}
+
+fn push_range(v: &mut Vec<(u16, u16)>, lo: u16, hi: u16) {
+    match v.last_mut() {
+        Some((_, h)) if u32::from(*h) + 1 == u32::from(lo) => *h = hi,
+        _ => v.push((lo, hi)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Lint findings that random policies make on purpose (overlapping groups are the point)
+    /// or by chance (a subject another one covers); every other warning would be a
+    /// disagreement between the targets or a policy that is not well-formed.
+    const EXPECTED_LINTS: [&str; 7] = [
+        "gbpc::W004",
+        "gbpc::W101",
+        "gbpc::W102",
+        "gbpc::W103",
+        "gbpc::W104",
+        "gbpc::W106",
+        "gbpc::W107",
+    ];
+
+    #[test]
+    fn generated_policies_check_clean() {
+        let mut asserts = 0;
+        for seed in 0..500 {
+            let text = policy(seed, Size::DEFAULT);
+            let c = crate::check_source(&text);
+            assert!(
+                c.ok(),
+                "seed {seed}: {:?}\n{text}",
+                c.errors.iter().map(|d| &d.message).collect::<Vec<_>>()
+            );
+            for w in &c.warnings {
+                assert!(
+                    EXPECTED_LINTS.contains(&w.code.as_str()),
+                    "seed {seed}: {} {}\n{text}",
+                    w.code.as_str(),
+                    w.message
+                );
+            }
+            let internal = c.policy.endpoints.iter().filter(|e| !e.external).count();
+            assert!(internal >= 2, "seed {seed}: {internal} internal endpoints");
+            let eps = c.policy.endpoints.len();
+            assert!(
+                eps <= Size::DEFAULT.max_endpoints,
+                "seed {seed}: {eps} endpoints"
+            );
+            asserts += c.policy.asserts.len();
+        }
+        assert!(asserts > 500, "only {asserts} assertions in 500 policies");
+    }
+
+    #[test]
+    fn deterministic() {
+        assert_eq!(policy(7, Size::DEFAULT), policy(7, Size::DEFAULT));
+        assert_ne!(policy(7, Size::DEFAULT), policy(8, Size::DEFAULT));
+    }
+}
