@@ -133,9 +133,12 @@ pub(super) fn parse_recovering(src: &str) -> Parsed {
                 j += 1;
             }
             let end = toks[j - 1].end;
+            // One character, not one byte: a span never cuts a UTF-8 character.
+            let one = src.get(start..).and_then(|s| s.chars().next());
+            let one = one.map_or(1, char::len_utf8);
             errors.push(
                 Diagnostic::error(Code::Syntax, "syntax error: expected `tenant`")
-                    .primary(Span::new(start, end.min(start + 1).max(start)), "here")
+                    .primary(Span::new(start, end.min(start + one).max(start)), "here")
                     .help("a policy file is a list of `tenant NAME { ... }` blocks"),
             );
             i = j;

@@ -1,0 +1,616 @@
+//! Shared helpers of the fuzz targets: a grammar-directed policy generator driven by the fuzz
+//! bytes, the invariants every target checks, and the strict Kubernetes schema validators.
+
+use std::sync::OnceLock;
+
+use gbpc::diag::Diagnostic;
+
+/// Reads choices from the fuzz input; once the bytes run out every choice is 0 (the shortest
+/// production), so every input yields a finite policy.
+pub struct Bytes<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Bytes<'a> {
+    pub fn new(data: &'a [u8]) -> Self {
+        Bytes { data, pos: 0 }
+    }
+    fn byte(&mut self) -> u8 {
+        let b = self.data.get(self.pos).copied().unwrap_or(0);
+        self.pos += 1;
+        b
+    }
+    fn done(&self) -> bool {
+        self.pos >= self.data.len()
+    }
+    /// A choice in `0..n`.
+    fn pick(&mut self, n: usize) -> usize {
+        if n <= 1 { 0 } else { self.byte() as usize % n }
+    }
+    /// True with probability about `k` in 256 (never once the input is used up).
+    fn rare(&mut self, k: u8) -> bool {
+        !self.done() && self.byte() < k
+    }
+    fn one<'s>(&mut self, xs: &[&'s str]) -> &'s str {
+        xs[self.pick(xs.len())]
+    }
+}
+
+const TENANTS: &[&str] = &["t0", "t1", "prod", "t0"];
+const GROUPS: &[&str] = &["g0", "g1", "g2", "g3", "web", "db"];
+const EXTERNALS: &[&str] = &["x0", "x1", "internet"];
+const CONTRACTS: &[&str] = &["c0", "c1", "c2", "c3", "dns"];
+const FILTERS: &[&str] = &["f0", "f1", "f2", "f3", "any-ip"];
+const ENDPOINTS: &[&str] = &["e0", "e1", "e2", "e3", "e4"];
+/// Names the checker must reject or that stress limits.
+const ODD_NAMES: &[&str] = &[
+    "Bad_Name",
+    "a-",
+    "-",
+    "_",
+    "x23456789012345678901234567890123456789012345678901234567890123",
+    "tenant",
+    "any",
+    "0",
+    "é",
+];
+const PORTS: &[&str] = &[
+    "80",
+    "443",
+    "22",
+    "53",
+    "0",
+    "1",
+    "65535",
+    "65536",
+    "99999999999999999999",
+    "1000-2000",
+    "2000-1000",
+    "1-65535",
+    "80-80",
+    "5432",
+    "9999",
+    "007",
+];
+const ICMP: &[&str] = &[
+    "echo-request",
+    "echo-reply",
+    "8",
+    "0",
+    "255",
+    "256",
+    "destination-unreachable",
+    "bogus",
+    "128",
+];
+const CIDRS: &[&str] = &[
+    "198.18.0.0/24",
+    "198.18.1.0/24",
+    "198.18.0.0/16",
+    "198.18.0.0/15",
+    "198.18.1.0/30",
+    "198.18.1.4/30",
+    "198.18.0.128/25",
+    "198.19.255.0/24",
+    "192.0.2.0/24",
+    "198.51.100.0/24",
+    "203.0.113.0/24",
+    "0.0.0.0/0",
+    "2001:db8::/32",
+    "2001:db8::/64",
+    "2001:db8:1::/48",
+    "2001:db8::/127",
+    "::/0",
+    "198.18.1.1/24",
+    "300.1.2.3/40",
+    "198.18.1.0/33",
+    "::ffff:198.18.0.1/128",
+    "1.2.3",
+];
+const IPS: &[&str] = &[
+    "198.18.0.1",
+    "198.18.0.2",
+    "198.18.1.1",
+    "198.18.1.5",
+    "198.18.0.129",
+    "192.0.2.10",
+    "203.0.113.7",
+    "2001:db8::1",
+    "2001:db8::2",
+    "2001:db8:1::5",
+    "198.18.0.1/32",
+    "198.18.0.0/31",
+    "2001:db8::1/128",
+    "256.0.0.1",
+    "::",
+];
+const LABEL_KEYS: &[&str] = &["app", "tier", "env", "k8s.io/name", "a", "-bad", "x/y/z"];
+const LABEL_VALUES: &[&str] = &["web", "db", "\"prod\"", "", "v1.2", "\"has space\"", "-x"];
+
+/// Whitespace, separators and comments between tokens.
+fn sep(b: &mut Bytes, out: &mut String) {
+    match b.pick(16) {
+        0 => out.push('\n'),
+        1 => out.push_str(" ; "),
+        2 => out.push_str(" # c\n"),
+        3 => out.push_str(" // c\n"),
+        4 => out.push_str("\r\n"),
+        5 => out.push('\t'),
+        _ => out.push(' '),
+    }
+}
+
+fn name(b: &mut Bytes, pool: &[&str]) -> String {
+    if b.rare(6) {
+        b.one(ODD_NAMES).to_string()
+    } else {
+        b.one(pool).to_string()
+    }
+}
+
+/// A reference, sometimes qualified by a tenant.
+fn reference(b: &mut Bytes, pool: &[&str]) -> String {
+    let n = name(b, pool);
+    if b.rare(40) {
+        format!("{}/{n}", b.one(TENANTS))
+    } else {
+        n
+    }
+}
+
+fn list(b: &mut Bytes, out: &mut String, max: usize, mut item: impl FnMut(&mut Bytes) -> String) {
+    let n = 1 + b.pick(max);
+    for i in 0..n {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(&item(b));
+    }
+}
+
+fn labels(b: &mut Bytes, out: &mut String) {
+    list(b, out, 3, |b| {
+        format!("{}={}", b.one(LABEL_KEYS), b.one(LABEL_VALUES))
+    });
+}
+
+fn filter(b: &mut Bytes, out: &mut String) {
+    out.push_str(&format!("filter {} {{", name(b, FILTERS)));
+    let n = 1 + b.pick(3);
+    for _ in 0..n {
+        out.push(' ');
+        match b.pick(8) {
+            0 => out.push_str("ip"),
+            1 | 2 => {
+                out.push_str(b.one(&["icmp", "icmpv6"]));
+                if b.pick(2) == 0 {
+                    out.push(' ');
+                    list(b, out, 3, |b| b.one(ICMP).to_string());
+                }
+            }
+            _ => {
+                out.push_str(b.one(&["tcp", "udp", "sctp", "tcp"]));
+                if b.pick(5) != 0 {
+                    out.push(' ');
+                    list(b, out, 3, |b| b.one(PORTS).to_string());
+                }
+            }
+        }
+        sep(b, out);
+    }
+    out.push('}');
+}
+
+fn contract(b: &mut Bytes, out: &mut String) {
+    if b.pick(4) == 0 {
+        out.push_str("global ");
+    }
+    out.push_str(&format!("contract {} {{", name(b, CONTRACTS)));
+    let n = b.pick(4);
+    for i in 0..n {
+        out.push_str(&format!(
+            " subject s{} {} ",
+            if b.rare(20) { 0 } else { i },
+            b.one(&["permit", "permit", "deny"])
+        ));
+        list(b, out, 2, |b| reference(b, FILTERS));
+        if b.rare(30) {
+            out.push_str(" log");
+        }
+        sep(b, out);
+    }
+    out.push('}');
+}
+
+fn group_body(b: &mut Bytes, out: &mut String, external: bool) {
+    let n = b.pick(7);
+    for _ in 0..n {
+        match b.pick(8) {
+            0 if !external => {
+                out.push_str("select ");
+                labels(b, out);
+            }
+            1 | 2 => {
+                out.push_str("address ");
+                out.push_str(b.one(CIDRS));
+                if b.pick(4) == 0 {
+                    out.push_str(" except ");
+                    list(b, out, 2, |b| b.one(CIDRS).to_string());
+                } else {
+                    for _ in 0..b.pick(3) {
+                        out.push_str(", ");
+                        out.push_str(b.one(CIDRS));
+                    }
+                }
+            }
+            3 | 4 if !external => {
+                out.push_str(&format!("endpoint {} ", name(b, ENDPOINTS)));
+                list(b, out, 2, |b| b.one(IPS).to_string());
+                if b.pick(3) == 0 {
+                    out.push_str(" labels ");
+                    labels(b, out);
+                }
+            }
+            5 | 3 => {
+                out.push_str("provides ");
+                list(b, out, 3, |b| reference(b, CONTRACTS));
+            }
+            _ => {
+                out.push_str("consumes ");
+                list(b, out, 3, |b| reference(b, CONTRACTS));
+            }
+        }
+        sep(b, out);
+    }
+}
+
+fn group(b: &mut Bytes, out: &mut String) {
+    let external = b.pick(4) == 0;
+    if external {
+        out.push_str(&format!("external {}", name(b, EXTERNALS)));
+    } else {
+        out.push_str(&format!("group {}", name(b, GROUPS)));
+    }
+    for _ in 0..b.pick(3) {
+        if b.pick(2) == 0 {
+            out.push_str(" isolated");
+        } else {
+            let pool = if external { EXTERNALS } else { GROUPS };
+            out.push_str(&format!(" extends {}", name(b, pool)));
+        }
+    }
+    out.push_str(" {");
+    sep(b, out);
+    group_body(b, out, external);
+    out.push('}');
+}
+
+fn any_block(b: &mut Bytes, out: &mut String) {
+    out.push_str("any {");
+    for _ in 0..b.pick(3) {
+        out.push_str(if b.pick(2) == 0 {
+            " provides "
+        } else {
+            " consumes "
+        });
+        list(b, out, 2, |b| reference(b, CONTRACTS));
+        sep(b, out);
+    }
+    out.push('}');
+}
+
+fn target(b: &mut Bytes) -> String {
+    match b.pick(4) {
+        0 => b.one(IPS).to_string(),
+        1 => reference(b, GROUPS),
+        _ => reference(b, ENDPOINTS),
+    }
+}
+
+fn assertion(b: &mut Bytes, out: &mut String) {
+    let from = target(b);
+    let to = target(b);
+    let probe = match b.pick(6) {
+        0 => "ip".to_string(),
+        1 => format!("{}/{}", b.one(&["icmp", "icmpv6"]), b.one(ICMP)),
+        2 => b.one(&["tcp", "udp", "icmp"]).to_string(),
+        _ => format!("{}/{}", b.one(&["tcp", "udp", "sctp"]), b.one(PORTS)),
+    };
+    out.push_str(&format!(
+        "assert {from} -> {to} {probe} {}",
+        b.one(&["allow", "deny"])
+    ));
+}
+
+/// Raw noise: a few bytes of the input copied as text, so recovery paths are exercised too.
+fn noise(b: &mut Bytes, out: &mut String) {
+    const TOKENS: &[&str] = &[
+        "{", "}", ";", ",", "/", "->", "=", "\"", "tenant", "group", "contract", "subject", "x",
+        "\n", "#", "1", ".", ":",
+    ];
+    for _ in 0..1 + b.pick(4) {
+        out.push_str(b.one(TOKENS));
+        out.push(' ');
+    }
+}
+
+/// A policy text built from the fuzz bytes: mostly well formed, with rare mistakes.
+pub fn policy(data: &[u8]) -> String {
+    let mut b = Bytes::new(data);
+    let mut out = String::new();
+    let tenants = 1 + b.pick(2);
+    for _ in 0..tenants {
+        out.push_str(&format!("tenant {} {{", name(&mut b, TENANTS)));
+        sep(&mut b, &mut out);
+        // Each tenant gets a share of the remaining bytes; stop when they run out.
+        let mut items = 0;
+        while !b.done() && items < 40 {
+            items += 1;
+            match b.pick(16) {
+                0 | 1 | 2 => filter(&mut b, &mut out),
+                3 | 4 | 5 => contract(&mut b, &mut out),
+                6..=10 => group(&mut b, &mut out),
+                11 => any_block(&mut b, &mut out),
+                12 | 13 => assertion(&mut b, &mut out),
+                14 if b.rare(30) => noise(&mut b, &mut out),
+                _ => {
+                    if tenants > 1 {
+                        break;
+                    }
+                }
+            }
+            sep(&mut b, &mut out);
+        }
+        out.push_str("}\n");
+    }
+    out
+}
+
+/// Every label and fix of every diagnostic points inside the source, on character boundaries.
+pub fn check_spans(src: &str, diags: &[Diagnostic]) {
+    for d in diags {
+        let spans = d
+            .labels
+            .iter()
+            .map(|l| l.span)
+            .chain(d.fixes.iter().map(|f| f.span));
+        for s in spans {
+            assert!(
+                s.start <= s.end && s.end <= src.len(),
+                "{}: span {}..{} outside a source of {} bytes",
+                d.code,
+                s.start,
+                s.end,
+                src.len()
+            );
+            assert!(
+                src.is_char_boundary(s.start) && src.is_char_boundary(s.end),
+                "{}: span {}..{} cuts a character",
+                d.code,
+                s.start,
+                s.end
+            );
+        }
+        assert!(!d.message.is_empty(), "{}: empty message", d.code);
+    }
+}
+
+/// Check a source and run both renderers over its findings; returns the check result.
+pub fn check_and_render(src: &str) -> gbpc::model::Checked {
+    let checked = gbpc::check_source(src);
+    check_spans(src, &checked.errors);
+    check_spans(src, &checked.warnings);
+    let all = checked.diagnostics();
+    let term = gbpc::render::terminal(&all, "fuzz.gbp", src, false);
+    let _ = gbpc::render::terminal(&all, "fuzz.gbp", src, true);
+    let json = gbpc::render::json(&all, "fuzz.gbp", src);
+    // JSON Lines: one object per diagnostic.
+    let lines: Vec<&str> = json.lines().collect();
+    assert_eq!(
+        lines.len(),
+        all.len(),
+        "render::json: one line per diagnostic"
+    );
+    for line in lines {
+        let parsed: Result<serde_json::Value, _> = serde_json::from_str(line);
+        assert!(parsed.is_ok(), "render::json line is not JSON: {line}");
+    }
+    if !all.is_empty() {
+        assert!(!term.is_empty(), "terminal rendering of findings is empty");
+    }
+    checked
+}
+
+pub struct Schemas {
+    pub np: jsonschema::Validator,
+    pub anp: jsonschema::Validator,
+}
+
+/// The strict schemas of the repository (compiled once per process).
+pub fn schemas() -> &'static Schemas {
+    static S: OnceLock<Schemas> = OnceLock::new();
+    S.get_or_init(|| {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas");
+        let load = |f: &str| -> jsonschema::Validator {
+            let text = std::fs::read_to_string(dir.join(f)).expect("schema file");
+            let schema: serde_json::Value = serde_json::from_str(&text).expect("schema JSON");
+            jsonschema::options()
+                .with_draft(jsonschema::Draft::Draft7)
+                .build(&schema)
+                .expect("schema compiles")
+        };
+        Schemas {
+            np: load("networkpolicy-networking-v1.json"),
+            anp: load("adminnetworkpolicy-policy-v1alpha1.json"),
+        }
+    })
+}
+
+/// Every item of a lowered Kubernetes List validates against its kind's schema.
+pub fn validate_k8s(src: &str, text: &str) {
+    let list: serde_json::Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => panic!("k8s output is not JSON ({e}) for:\n{src}"),
+    };
+    let s = schemas();
+    let items = list["items"].as_array().cloned().unwrap_or_default();
+    for it in &items {
+        let v = match it["kind"].as_str() {
+            Some("NetworkPolicy") => &s.np,
+            Some("AdminNetworkPolicy") => &s.anp,
+            k => panic!("unexpected kind {k:?}"),
+        };
+        let errors: Vec<String> = v
+            .iter_errors(it)
+            .map(|e| format!("{e} at {}", e.instance_path()))
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{} {} fails the schema: {}\npolicy:\n{src}\nobject: {it}",
+            it["kind"],
+            it["metadata"]["name"],
+            errors.join("; ")
+        );
+    }
+}
+
+/// Where sampled nftables scripts are saved for a later `nft -c` pass
+/// (`GBPC_FUZZ_NFT_DIR`), and how often (`GBPC_FUZZ_NFT_EVERY`, default 200).
+pub fn save_nft(src: &str, script: &str) {
+    static DIR: OnceLock<Option<(std::path::PathBuf, u64)>> = OnceLock::new();
+    static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let Some((dir, every)) = DIR.get_or_init(|| {
+        let dir = std::env::var_os("GBPC_FUZZ_NFT_DIR")?;
+        let every = std::env::var("GBPC_FUZZ_NFT_EVERY")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(200u64)
+            .max(1);
+        std::fs::create_dir_all(&dir).ok()?;
+        Some((dir.into(), every))
+    }) else {
+        return;
+    };
+    let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    // At most 5,000 files per process: enough for a sample, bounded on disk.
+    if n % every != 0 || n / every >= 5000 {
+        return;
+    }
+    let h = fnv(script.as_bytes());
+    let _ = std::fs::write(dir.join(format!("{h:016x}.nft")), script);
+    let _ = std::fs::write(dir.join(format!("{h:016x}.gbp")), src);
+}
+
+fn fnv(b: &[u8]) -> u64 {
+    b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| {
+        (h ^ u64::from(x)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+const GOOD_PORTS: &[&str] = &[
+    "80",
+    "443",
+    "53",
+    "1000-2000",
+    "1-65535",
+    "5432",
+    "9999",
+    "8080",
+];
+
+/// A policy built to check clean (declarations first, unique names, disjoint addresses, no
+/// assertions), so the lowering targets spend their time in the backends. Choices still come
+/// from the fuzz bytes: filters, subjects (permit/deny/log), isolation, IPv6, externals,
+/// `any` blocks, which groups provide and consume which contracts.
+pub fn clean_policy(data: &[u8]) -> String {
+    let mut b = Bytes::new(data);
+    let mut out = String::from("tenant t0 {\n");
+    let filters = ["f0", "f1", "f2", "f3"];
+    for f in filters {
+        out.push_str(&format!("  filter {f} {{"));
+        for _ in 0..1 + b.pick(2) {
+            match b.pick(6) {
+                0 => out.push_str(" ip;"),
+                1 => out.push_str(&format!(
+                    " {} {};",
+                    b.one(&["icmp", "icmpv6"]),
+                    b.one(&["echo-request", "8", "destination-unreachable"])
+                )),
+                _ => {
+                    let proto = b.one(&["tcp", "udp", "sctp"]);
+                    out.push_str(&format!(" {proto} "));
+                    list(&mut b, &mut out, 2, |b| b.one(GOOD_PORTS).to_string());
+                    out.push(';');
+                }
+            }
+        }
+        out.push_str(" }\n");
+    }
+    let contracts = ["c0", "c1", "c2", "c3"];
+    for c in contracts {
+        out.push_str(&format!("  contract {c} {{"));
+        for s in 0..1 + b.pick(2) {
+            let action = if b.pick(5) == 0 { "deny" } else { "permit" };
+            out.push_str(&format!(" subject s{s} {action} {}", b.one(&filters)));
+            if b.pick(8) == 0 {
+                out.push_str(" log");
+            }
+            out.push(';');
+        }
+        out.push_str(" }\n");
+    }
+    let users = |b: &mut Bytes, out: &mut String| {
+        for kw in ["provides", "consumes"] {
+            if b.pick(3) != 0 {
+                out.push_str(&format!("    {kw} "));
+                list(b, out, 3, |b| b.one(&contracts).to_string());
+                out.push('\n');
+            }
+        }
+    };
+    let groups = 1 + b.pick(5);
+    for i in 0..groups {
+        let iso = if b.pick(4) == 0 { " isolated" } else { "" };
+        let v6 = b.pick(3) == 0;
+        out.push_str(&format!("  group g{i}{iso} {{\n    select app=g{i}\n"));
+        out.push_str(&format!("    address 198.18.{i}.0/24"));
+        if v6 {
+            out.push_str(&format!(", 2001:db8:{i}::/64"));
+        }
+        out.push('\n');
+        for k in 0..b.pick(3) {
+            out.push_str(&format!("    endpoint e{i}-{k} 198.18.{i}.{}", k + 1));
+            if v6 {
+                out.push_str(&format!(", 2001:db8:{i}::{}", k + 1));
+            }
+            out.push('\n');
+        }
+        users(&mut b, &mut out);
+        out.push_str("  }\n");
+    }
+    for i in 0..b.pick(3) {
+        out.push_str(&format!(
+            "  external x{i} {{\n    address 203.0.113.{}/28\n",
+            16 * i
+        ));
+        users(&mut b, &mut out);
+        out.push_str("  }\n");
+    }
+    if b.pick(3) == 0 {
+        out.push_str("  any {\n");
+        users(&mut b, &mut out);
+        out.push_str("  }\n");
+    }
+    out.push_str("}\n");
+    out
+}
+
+/// The lowering targets' input: half the inputs (bit 2 of the first byte) use
+/// [`clean_policy`], the others the general generator [`policy`].
+pub fn lowering_input(data: &[u8]) -> String {
+    match data.split_first() {
+        Some((&b, rest)) if b & 4 == 4 => clean_policy(rest),
+        _ => policy(data),
+    }
+}
