@@ -1,6 +1,7 @@
 //! Invariants the fuzz targets (fuzz/) check, run here on every example and broken case so a
 //! finding stays fixed: every diagnostic's labels and fixes lie inside the source, on UTF-8
-//! character boundaries (tests/broken/non-ascii-stray-text.gbp was a span cutting `é`).
+//! character boundaries (tests/broken/non-ascii-stray-text.gbp was a span cutting `é`,
+//! tests/broken/vertical-tab-before-stray.gbp one starting at a vertical tab and cutting `ʗ`).
 
 use crate::cases::{examples, files};
 

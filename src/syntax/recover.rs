@@ -303,13 +303,18 @@ fn parse_item(
 }
 
 fn stray(src: &str, start: usize, end: usize, errors: &mut Vec<Diagnostic>) {
-    let first = src[start..end].split_whitespace().next().unwrap_or("");
+    let text = &src[start..end];
+    // The first word, and where it really starts: the text may begin with whitespace the
+    // scanner keeps (a vertical tab, a no-break space), and the span must not cut a character.
+    let rest = text.trim_start();
+    let at = start + (text.len() - rest.len());
+    let first = rest.split_whitespace().next().unwrap_or("");
     errors.push(
         Diagnostic::error(
             Code::Syntax,
             format!("syntax error: `{first}` does not start a declaration"),
         )
-        .primary(Span::new(start, start + first.len()), "here")
+        .primary(Span::new(at, at + first.len()), "here")
         .help("a tenant holds `filter`, `contract`, `group`, `external`, `any` and `assert` declarations"),
     );
 }
