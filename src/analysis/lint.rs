@@ -146,18 +146,17 @@ fn member_sets(p: &Policy, g: GroupId) -> Vec<Vec<GroupId>> {
 /// groups, wrong contract). A deny of flows that no permit anywhere allows is a guard against
 /// future permits (ACI's taboo contracts), which is legitimate and left alone.
 fn useless_denies(p: &Policy, users: &Users, out: &mut Vec<Diagnostic>) {
-    let permits: Vec<Vec<(Space, Ranges)>> = p
-        .contracts
-        .iter()
-        .enumerate()
-        .flat_map(|(ci, c)| {
-            c.subjects
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| s.action == Action::Permit)
-                .map(move |(si, _)| subject_flows(p, ContractId(ci as u32), si))
-        })
-        .collect();
+    // Every flow some permit subject matches, per space, as merged ranges: one lookup per deny
+    // instead of a walk over every permit subject of the policy.
+    let mut permits: Vec<(Space, Ranges)> = Vec::new();
+    for (ci, c) in p.contracts.iter().enumerate() {
+        for (si, s) in c.subjects.iter().enumerate() {
+            if s.action == Action::Permit {
+                permits.extend(subject_flows(p, ContractId(ci as u32), si));
+            }
+        }
+    }
+    let permits = merge_flows(permits);
     for (ci, c) in p.contracts.iter().enumerate() {
         let cid = ContractId(ci as u32);
         let pairs = users.pairs(cid);
@@ -256,22 +255,40 @@ fn subject_flows(p: &Policy, c: ContractId, si: usize) -> Vec<(Space, Ranges)> {
         .collect()
 }
 
-/// Does some permit subject match a flow that deny subject `si` of `c` matches?
-fn permitted_somewhere(
-    p: &Policy,
-    permits: &[Vec<(Space, Ranges)>],
-    c: ContractId,
-    si: usize,
-) -> bool {
+/// Per space, the union of the ranges: sorted, overlapping and adjacent ranges merged.
+fn merge_flows(mut flows: Vec<(Space, Ranges)>) -> Vec<(Space, Ranges)> {
+    flows.sort_by_key(|(s, _)| *s);
+    let mut out: Vec<(Space, Ranges)> = Vec::new();
+    for (space, ranges) in flows {
+        match out.last_mut() {
+            Some((s, r)) if *s == space => r.extend(ranges),
+            _ => out.push((space, ranges)),
+        }
+    }
+    for (_, r) in &mut out {
+        r.sort_unstable();
+        let mut merged: Ranges = Vec::with_capacity(r.len());
+        for &(a, b) in r.iter() {
+            match merged.last_mut() {
+                Some((_, y)) if a <= y.saturating_add(1) => *y = (*y).max(b),
+                _ => merged.push((a, b)),
+            }
+        }
+        *r = merged;
+    }
+    out
+}
+
+/// Does some permit subject (`permits`: their merged flows) match a flow that deny subject
+/// `si` of `c` matches?
+fn permitted_somewhere(p: &Policy, permits: &[(Space, Ranges)], c: ContractId, si: usize) -> bool {
     let deny = subject_flows(p, c, si);
-    permits.iter().any(|pf| {
-        pf.iter().any(|(ps, pr)| {
-            deny.iter().any(|(ds, dr)| {
-                ds == ps
-                    && dr
-                        .iter()
-                        .any(|&(a, b)| pr.iter().any(|&(x, y)| a <= y && x <= b))
-            })
+    permits.iter().any(|(ps, pr)| {
+        deny.iter().any(|(ds, dr)| {
+            ds == ps
+                && dr
+                    .iter()
+                    .any(|&(a, b)| pr.iter().any(|&(x, y)| a <= y && x <= b))
         })
     })
 }
@@ -304,22 +321,32 @@ fn group_covered(p: &Policy, g: GroupId, set: &[GroupId]) -> bool {
 /// (either may gain users or be withdrawn). The cover test still checks the groups, so it
 /// would stay right if that choice changed.
 fn redundant_subjects(p: &Policy, users: &Users, out: &mut Vec<Diagnostic>) {
-    let mut subjects: Vec<(ContractId, usize, Flows)> = Vec::new();
     for (ci, c) in p.contracts.iter().enumerate() {
         let cid = ContractId(ci as u32);
         if users.pairs(cid).is_empty() {
             continue;
         }
-        for si in 0..c.subjects.len() {
-            subjects.push((cid, si, subject_flows(p, cid, si)));
-        }
+        // Only subjects of one contract are compared (above): per contract, not all pairs of
+        // the policy's subjects, which was quadratic in the number of contracts.
+        let subjects: Vec<(ContractId, usize, Flows)> = (0..c.subjects.len())
+            .map(|si| (cid, si, subject_flows(p, cid, si)))
+            .collect();
+        redundant_in(p, users, &subjects, out);
     }
-    for (sc, ss, sf) in &subjects {
+}
+
+fn redundant_in(
+    p: &Policy,
+    users: &Users,
+    subjects: &[(ContractId, usize, Flows)],
+    out: &mut Vec<Diagnostic>,
+) {
+    for (sc, ss, sf) in subjects {
         let s = &p.contract(*sc).subjects[*ss];
         if sf.is_empty() {
             continue;
         }
-        for (tc, ts, tf) in &subjects {
+        for (tc, ts, tf) in subjects {
             if (sc, ss) == (tc, ts) || sc != tc {
                 continue;
             }
