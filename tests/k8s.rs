@@ -960,10 +960,51 @@ fn deny_without_admin_is_an_error_naming_the_subject() {
     );
 }
 
+/// The denies of one group share one AdminNetworkPolicy (its rules in contract order), so the
+/// 991 priorities bound the groups that enforce denies, not the denies; past the CRD's 100
+/// rules per direction the group gets a second policy.
+#[test]
+fn denies_of_one_group_share_an_admin_network_policy() {
+    let mut src = String::from("tenant t {\n  filter f { tcp 9999 }\n  filter p { tcp 80 }\n");
+    for i in 0..120 {
+        src.push_str(&format!(
+            "  contract c{i:03} {{ subject ok permit p  subject no deny f }}\n  group g{i:03} {{ select app=g{i:03}  consumes c{i:03} }}\n"
+        ));
+    }
+    src.push_str("  group db { select app=db ");
+    for i in 0..120 {
+        src.push_str(&format!(" provides c{i:03}"));
+    }
+    src.push_str(" }\n}\n");
+    let (list, _) = lower_ok(&src, &opts(DenyMode::Admin));
+    let anps: Vec<&Value> = items(&list)
+        .iter()
+        .filter(|i| i["kind"] == "AdminNetworkPolicy")
+        .collect();
+    // db: 120 ingress rules in two policies; each consumer: one egress rule in its own.
+    assert_eq!(anps.len(), 122);
+    let db = item(&list, None, "gbpc-t-db-deny");
+    let rules = db["spec"]["ingress"].as_array().unwrap();
+    assert_eq!(rules.len(), 100);
+    assert_eq!(rules[0]["name"], "t/c000/no");
+    assert_eq!(rules[99]["name"], "t/c099/no");
+    let db2 = item(&list, None, "gbpc-t-db-deny-2");
+    assert_eq!(db2["spec"]["ingress"].as_array().unwrap().len(), 20);
+    assert_eq!(db2["spec"]["subject"], db["spec"]["subject"]);
+    let g = item(&list, None, "gbpc-t-g007-deny");
+    assert_eq!(g["spec"]["egress"].as_array().unwrap().len(), 1);
+    assert!(g["spec"].get("ingress").is_none());
+    let prios: BTreeSet<u64> = anps
+        .iter()
+        .filter_map(|i| i["spec"]["priority"].as_u64())
+        .collect();
+    assert_eq!(prios.len(), anps.len(), "distinct priorities");
+}
+
 #[test]
 fn deny_with_admin_denies_both_ways() {
     let (list, _) = lower_ok(THREE, &opts(DenyMode::Admin));
-    let ing = item(&list, None, "gbpc-shop-app-api-no-actuator-app");
+    let ing = item(&list, None, "gbpc-shop-app-deny");
     assert_eq!(ing["apiVersion"], "policy.networking.k8s.io/v1alpha1");
     assert_eq!(
         ing["spec"]["subject"],
@@ -981,7 +1022,7 @@ fn deny_with_admin_denies_both_ways() {
             "ports": [{"portNumber": {"protocol": "TCP", "port": 8081}}]}])
     );
     assert!(ing["spec"].get("egress").is_none());
-    let egr = item(&list, None, "gbpc-shop-app-api-no-actuator-web");
+    let egr = item(&list, None, "gbpc-shop-web-deny");
     assert_eq!(egr["spec"]["egress"][0]["action"], "Deny");
     assert_eq!(
         egr["spec"]["egress"][0]["to"][0]["pods"]["podSelector"],
@@ -1308,7 +1349,7 @@ fn deny_to_an_external_provider_lowers_to_networks() {
         external partner { address 192.0.2.0/24 except 192.0.2.0/26  provides out }
       }"#;
     let (list, _) = lower_ok(src, &opts(DenyMode::Admin));
-    let anp = item(&list, None, "gbpc-t-out-no-http-app");
+    let anp = item(&list, None, "gbpc-t-app-deny");
     assert_eq!(
         anp["spec"]["egress"],
         json!([{"name": "t/out/no-http", "action": "Deny",

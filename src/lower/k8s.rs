@@ -84,6 +84,7 @@ const ANP_MAX_NETWORKS: usize = 25;
 const ANP_MAX_PEERS: usize = 100;
 const ANP_MAX_PORTS: usize = 100;
 const ANP_RULE_NAME_MAX: usize = 100;
+const ANP_MAX_RULES: usize = 100;
 /// Object names are DNS-1123 subdomains.
 const NAME_MAX: usize = 253;
 
@@ -292,14 +293,17 @@ enum AnpPort {
     },
 }
 
-/// One AdminNetworkPolicy before it gets its final name and priority.
+/// The deny rules of one group (the AdminNetworkPolicy subject) before they are packed into
+/// AdminNetworkPolicies with final names and priorities.
 struct Anp {
-    /// Unambiguous identity (`/`-joined names), hashed when the readable name cannot be used.
+    /// Unambiguous identity of the group (`tenant/group`), hashed into the name when the
+    /// readable name cannot be used.
     key: String,
     name: String,
     subject: AnpPods,
-    ingress: Option<AnpIngressRule>,
-    egress: Option<AnpEgressRule>,
+    ingress: Vec<AnpIngressRule>,
+    egress: Vec<AnpEgressRule>,
+    /// The first deny subject whose rules it holds.
     span: Span,
 }
 
@@ -1090,34 +1094,66 @@ impl<'a> Lowerer<'a> {
             if ingress.is_none() && egress.is_none() {
                 continue;
             }
-            let name = if gtenant == ctenant {
-                format!(
-                    "{PREFIX}{ctenant}-{}-{}-{}",
-                    contract.name, s.name, grp.name
-                )
-            } else {
-                format!(
-                    "{PREFIX}{ctenant}-{}-{}-{gtenant}-{}",
-                    contract.name, s.name, grp.name
-                )
-            };
             out.push(Anp {
-                key: format!(
-                    "{ctenant}/{}/{}/{gtenant}/{}",
-                    contract.name, s.name, grp.name
-                ),
-                name,
+                key: format!("{gtenant}/{}", grp.name),
+                name: format!("{PREFIX}{gtenant}-{}-deny", grp.name),
                 subject: self.anp_pods(g, &sel),
-                ingress,
-                egress,
+                ingress: ingress.into_iter().collect(),
+                egress: egress.into_iter().collect(),
                 span: s.span,
             });
         }
         Some(out)
     }
 
-    /// Final names (readable unless too long or ambiguous) and priorities (by name).
-    fn finish_anps(&mut self, mut anps: Vec<Anp>) -> Vec<AdminNetworkPolicy> {
+    /// Packs the deny rules per group: one AdminNetworkPolicy per group whose pods enforce a
+    /// deny, holding its rules in contract order (more only past the CRD's 100 rules per
+    /// direction), so the 991 priorities gbpc uses bound the number of such groups, not the
+    /// number of denies. Then final names (readable unless too long or ambiguous) and
+    /// priorities (by name). Every rule is a Deny, so their order does not change a verdict;
+    /// the priorities are distinct because implementations reject or order ties arbitrarily.
+    fn finish_anps(&mut self, parts: Vec<Anp>) -> Vec<AdminNetworkPolicy> {
+        let mut by_group: BTreeMap<String, Anp> = BTreeMap::new();
+        for a in parts {
+            match by_group.entry(a.key.clone()) {
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(a);
+                }
+                std::collections::btree_map::Entry::Occupied(mut o) => {
+                    let g = o.get_mut();
+                    g.ingress.extend(a.ingress);
+                    g.egress.extend(a.egress);
+                }
+            }
+        }
+        let mut anps: Vec<Anp> = Vec::new();
+        for (_, a) in by_group {
+            let chunks = a
+                .ingress
+                .len()
+                .div_ceil(ANP_MAX_RULES)
+                .max(a.egress.len().div_ceil(ANP_MAX_RULES));
+            let mut ingress = a.ingress.into_iter();
+            let mut egress = a.egress.into_iter();
+            for i in 0..chunks {
+                let (name, key) = if i == 0 {
+                    (a.name.clone(), a.key.clone())
+                } else {
+                    (
+                        format!("{}-{}", a.name, i + 1),
+                        format!("{}/{}", a.key, i + 1),
+                    )
+                };
+                anps.push(Anp {
+                    key,
+                    name,
+                    subject: a.subject.clone(),
+                    ingress: ingress.by_ref().take(ANP_MAX_RULES).collect(),
+                    egress: egress.by_ref().take(ANP_MAX_RULES).collect(),
+                    span: a.span,
+                });
+            }
+        }
         let mut count: BTreeMap<String, usize> = BTreeMap::new();
         for a in &anps {
             *count.entry(a.name.clone()).or_default() += 1;
@@ -1134,12 +1170,12 @@ impl<'a> Lowerer<'a> {
                 Diagnostic::error(
                     Code::K8sUnsupported,
                     format!(
-                        "the denies need {} AdminNetworkPolicies, more than the {capacity} priorities {FIRST_PRIORITY}-{MAX_PRIORITY}",
+                        "the denies need {} AdminNetworkPolicies (one per group that enforces a deny), more than the {capacity} priorities {FIRST_PRIORITY}-{MAX_PRIORITY}",
                         anps.len()
                     ),
                 )
-                .primary(a.span, "one deny too many")
-                .help("use fewer deny subjects or fewer groups in deny contracts"),
+                .primary(a.span, "one group too many")
+                .help("deny between fewer groups, or enforce the denies with nftables (`--target nft`)"),
             );
             return Vec::new();
         }
@@ -1152,8 +1188,8 @@ impl<'a> Lowerer<'a> {
                 spec: AnpSpec {
                     priority: FIRST_PRIORITY + i as u32,
                     subject: AnpSubject { pods: a.subject },
-                    ingress: a.ingress.into_iter().collect(),
-                    egress: a.egress.into_iter().collect(),
+                    ingress: a.ingress,
+                    egress: a.egress,
                 },
             })
             .collect()
