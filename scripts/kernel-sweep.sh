@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Kernel side of the differential test at scale: `gbpc run` (one container per endpoint, the
+# compiled nftables rules, every flow probed) on generated policies (`gbpc __synth SEED`: up to
+# 30 endpoints, 3 tenants), in both enforcement modes. Every probe must agree with the
+# evaluator. Needs root. tests/differential.rs runs five small seeds on every `cargo test`;
+# this is the longer sweep.
+#
+# Usage: sudo scripts/kernel-sweep.sh [FIRST [LAST]]   (default seeds 100..139)
+# A failing run's policy and report are kept in $KEEP (default target/kernel-sweep).
+# Last line: "kernel sweep: P passed, F failed, N probes, E endpoints"; exit 1 on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+first=${1:-100}
+last=${2:-139}
+keep=${KEEP:-target/kernel-sweep}
+cargo build --quiet --locked --bin gbpc
+gbpc=target/debug/gbpc
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+pass=0 fail=0 probes=0 endpoints=0
+for s in $(seq "$first" "$last"); do
+  "$gbpc" __synth "$s" > "$work/seed-$s.gbp"
+  for mode in fabric endpoint; do
+    out="$work/seed-$s-$mode.json"
+    if "$gbpc" run "$work/seed-$s.gbp" --enforce "$mode" --format json > "$out" 2> "$work/err"; then
+      read -r n e < <(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["probes"]["probed"], len(d["endpoints"]))' "$out")
+      pass=$((pass + 1)); probes=$((probes + n))
+      [ "$mode" = fabric ] && endpoints=$((endpoints + e))
+      echo "ok   seed $s $mode: $e endpoints, $n probes"
+    else
+      fail=$((fail + 1))
+      mkdir -p "$keep"
+      cp "$work/seed-$s.gbp" "$out" "$keep/" ; cp "$work/err" "$keep/seed-$s-$mode.err"
+      echo "FAIL seed $s $mode (kept in $keep)"
+    fi
+  done
+done
+echo "kernel sweep: $pass passed, $fail failed, $probes probes, $endpoints endpoints"
+[ "$fail" = 0 ]
