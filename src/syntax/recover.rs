@@ -55,6 +55,8 @@ fn scan(src: &str) -> Vec<Token<'_>> {
                 i += 1;
             }
             b' ' | b'\t' | b'\r' => i += 1,
+            // U+FEFF (a byte-order mark) is whitespace to the grammar, so to the scanner too.
+            0xEF if bytes[i..].starts_with("\u{FEFF}".as_bytes()) => i += 3,
             b'#' => {
                 while i < bytes.len() && bytes[i] != b'\n' {
                     i += 1;
@@ -304,17 +306,29 @@ fn parse_item(
 
 fn stray(src: &str, start: usize, end: usize, errors: &mut Vec<Diagnostic>) {
     let text = &src[start..end];
-    // The first word, and where it really starts: the text may begin with whitespace the
-    // scanner keeps (a vertical tab, a no-break space), and the span must not cut a character.
-    let rest = text.trim_start();
-    let at = start + (text.len() - rest.len());
-    let first = rest.split_whitespace().next().unwrap_or("");
+    // Whitespace to Unicode but not to the grammar (a vertical tab, a no-break space, U+3000):
+    // invisible in an editor, so name the character itself rather than the word after it.
+    if let Some(c) = text.chars().next().filter(|c| c.is_whitespace()) {
+        errors.push(
+            Diagnostic::error(
+                Code::Syntax,
+                format!(
+                    "syntax error: U+{:04X} is not whitespace in a policy",
+                    u32::from(c)
+                ),
+            )
+            .primary(Span::new(start, start + c.len_utf8()), "this character")
+            .help("use spaces, tabs and newlines between words"),
+        );
+        return;
+    }
+    let first = text.split_whitespace().next().unwrap_or("");
     errors.push(
         Diagnostic::error(
             Code::Syntax,
             format!("syntax error: `{first}` does not start a declaration"),
         )
-        .primary(Span::new(at, at + first.len()), "here")
+        .primary(Span::new(start, start + first.len()), "here")
         .help("a tenant holds `filter`, `contract`, `group`, `external`, `any` and `assert` declarations"),
     );
 }
