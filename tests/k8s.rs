@@ -1001,6 +1001,56 @@ fn denies_of_one_group_share_an_admin_network_policy() {
     assert_eq!(prios.len(), anps.len(), "distinct priorities");
 }
 
+/// Rule names longer than the CRD's 100 characters keep their head and get a hash of the
+/// whole name, so two denies of one group never share a rule name.
+#[test]
+fn long_rule_names_stay_distinct() {
+    let t = "t".repeat(50);
+    let (c1, c2) = ("a".repeat(60) + "1", "a".repeat(60) + "2");
+    let subj = "deny-".to_string() + &"x".repeat(40);
+    let src = format!(
+        "tenant {t} {{\n  filter f {{ tcp 9999 }}\n  filter p {{ tcp 80 }}\n  contract {c1} {{ subject ok permit p  subject {subj} deny f }}\n  contract {c2} {{ subject ok permit p  subject {subj} deny f }}\n  group db {{ select app=db  provides {c1}  provides {c2} }}\n  group web {{ select app=web  consumes {c1}  consumes {c2} }}\n}}\n"
+    );
+    let (list, _) = lower_ok(&src, &opts(DenyMode::Admin));
+    let db = item(&list, None, &format!("gbpc-{t}-db-deny"));
+    let names: Vec<&str> = db["spec"]["ingress"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2);
+    assert_ne!(names[0], names[1]);
+    for n in &names {
+        assert!(n.len() <= 100, "{n}");
+        assert!(n.starts_with(&format!("{t}/{}", "a".repeat(38))), "{n}");
+    }
+}
+
+/// Past the 991 priorities the lowering fails with a diagnostic that counts policies and
+/// groups, and writes nothing.
+#[test]
+fn too_many_deny_policies_is_an_error() {
+    let mut src = String::from("tenant t {\n  filter f { tcp 9999 }\n");
+    for i in 0..496 {
+        src.push_str(&format!(
+            "  contract c{i} {{ subject no deny f }}\n  group p{i} {{ select app=p{i}  provides c{i} }}\n  group q{i} {{ select app=q{i}  consumes c{i} }}\n"
+        ));
+    }
+    src.push_str("}\n");
+    let errors = lower_err(&src, &opts(DenyMode::Admin));
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(errors[0].code, Code::K8sUnsupported);
+    assert!(
+        errors[0]
+            .message
+            .contains("992 AdminNetworkPolicies for the 992 groups"),
+        "{}",
+        errors[0].message
+    );
+    assert!(primary_text(&src, &errors[0]).starts_with("subject no deny f"));
+}
+
 #[test]
 fn deny_with_admin_denies_both_ways() {
     let (list, _) = lower_ok(THREE, &opts(DenyMode::Admin));

@@ -85,6 +85,8 @@ const ANP_MAX_PEERS: usize = 100;
 const ANP_MAX_PORTS: usize = 100;
 const ANP_RULE_NAME_MAX: usize = 100;
 const ANP_MAX_RULES: usize = 100;
+/// The JSON bytes of one direction's rules in one AdminNetworkPolicy, about.
+const ANP_MAX_BYTES: usize = 512 * 1024;
 /// Object names are DNS-1123 subdomains.
 const NAME_MAX: usize = 253;
 
@@ -460,6 +462,28 @@ fn truncate(s: &str, max: usize) -> String {
         Some(t) => t.to_string(),
         None => s.chars().take(max).collect(),
     }
+}
+
+/// A group's deny rules in one direction, cut into the rule lists of successive
+/// AdminNetworkPolicies: at most `ANP_MAX_RULES` rules (the CRD's limit) and about
+/// `ANP_MAX_BYTES` of JSON each (a Kubernetes object must stay well under etcd's 1.5 MiB).
+fn chunk_rules<R: Serialize>(rules: Vec<R>) -> Vec<Vec<R>> {
+    let mut out: Vec<Vec<R>> = Vec::new();
+    let mut bytes = 0usize;
+    for r in rules {
+        let size = serde_json::to_vec(&r).map_or(0, |v| v.len());
+        match out.last_mut() {
+            Some(last) if last.len() < ANP_MAX_RULES && bytes + size <= ANP_MAX_BYTES => {
+                bytes += size;
+                last.push(r);
+            }
+            _ => {
+                bytes = size;
+                out.push(vec![r]);
+            }
+        }
+    }
+    out
 }
 
 // ---- the lowering ------------------------------------------------------------------------
@@ -1063,10 +1087,19 @@ impl<'a> Lowerer<'a> {
         }
         let contract = p.contract(c);
         let ctenant = &p.tenant(contract.tenant).name;
-        let rule_name = truncate(
-            &format!("{ctenant}/{}/{}", contract.name, s.name),
-            ANP_RULE_NAME_MAX,
-        );
+        // Rules of many denies share a group's policy: a name too long for the CRD keeps its
+        // head and gets a hash of the whole, so two long names never become the same rule name.
+        let full = format!("{ctenant}/{}/{}", contract.name, s.name);
+        let rule_name = if full.len() > ANP_RULE_NAME_MAX {
+            let hash = format!("{:016x}", fnv1a(&full));
+            let tag = hash.get(..10).unwrap_or(&hash);
+            format!(
+                "{}-{tag}",
+                truncate(&full, ANP_RULE_NAME_MAX - tag.len() - 1)
+            )
+        } else {
+            full
+        };
         let mut enforcing: Vec<GroupId> = prov_pods.union(cons_pods).copied().collect();
         enforcing.sort_by_key(|&g| {
             let grp = p.group(g);
@@ -1108,8 +1141,8 @@ impl<'a> Lowerer<'a> {
 
     /// Packs the deny rules per group: one AdminNetworkPolicy per group whose pods enforce a
     /// deny, holding its rules in contract order (more only past the CRD's 100 rules per
-    /// direction), so the 991 priorities gbpc uses bound the number of such groups, not the
-    /// number of denies. Then final names (readable unless too long or ambiguous) and
+    /// direction or `ANP_MAX_BYTES`), so the 991 priorities gbpc uses bound about the number of
+    /// such groups, not the number of denies. Then final names (readable unless too long or ambiguous) and
     /// priorities (by name). Every rule is a Deny, so their order does not change a verdict;
     /// the priorities are distinct because implementations reject or order ties arbitrarily.
     fn finish_anps(&mut self, parts: Vec<Anp>) -> Vec<AdminNetworkPolicy> {
@@ -1126,16 +1159,17 @@ impl<'a> Lowerer<'a> {
                 }
             }
         }
+        let groups = by_group.len();
         let mut anps: Vec<Anp> = Vec::new();
         for (_, a) in by_group {
-            let chunks = a
-                .ingress
-                .len()
-                .div_ceil(ANP_MAX_RULES)
-                .max(a.egress.len().div_ceil(ANP_MAX_RULES));
-            let mut ingress = a.ingress.into_iter();
-            let mut egress = a.egress.into_iter();
-            for i in 0..chunks {
+            let mut ingress = chunk_rules(a.ingress).into_iter();
+            let mut egress = chunk_rules(a.egress).into_iter();
+            let mut i = 0;
+            loop {
+                let (ing, egr) = (ingress.next(), egress.next());
+                if ing.is_none() && egr.is_none() {
+                    break;
+                }
                 let (name, key) = if i == 0 {
                     (a.name.clone(), a.key.clone())
                 } else {
@@ -1148,10 +1182,11 @@ impl<'a> Lowerer<'a> {
                     key,
                     name,
                     subject: a.subject.clone(),
-                    ingress: ingress.by_ref().take(ANP_MAX_RULES).collect(),
-                    egress: egress.by_ref().take(ANP_MAX_RULES).collect(),
+                    ingress: ing.unwrap_or_default(),
+                    egress: egr.unwrap_or_default(),
                     span: a.span,
                 });
+                i += 1;
             }
         }
         let mut count: BTreeMap<String, usize> = BTreeMap::new();
@@ -1170,11 +1205,11 @@ impl<'a> Lowerer<'a> {
                 Diagnostic::error(
                     Code::K8sUnsupported,
                     format!(
-                        "the denies need {} AdminNetworkPolicies (one per group that enforces a deny), more than the {capacity} priorities {FIRST_PRIORITY}-{MAX_PRIORITY}",
+                        "the denies need {} AdminNetworkPolicies for the {groups} groups that enforce them, more than the {capacity} priorities {FIRST_PRIORITY}-{MAX_PRIORITY}",
                         anps.len()
                     ),
                 )
-                .primary(a.span, "one group too many")
+                .primary(a.span, "a deny of the first policy without a priority")
                 .help("deny between fewer groups, or enforce the denies with nftables (`--target nft`)"),
             );
             return Vec::new();
