@@ -5,7 +5,8 @@
 # evaluator. Needs root. tests/differential.rs runs five small seeds on every `cargo test`;
 # this is the longer sweep.
 #
-# Usage: sudo scripts/kernel-sweep.sh [FIRST [LAST]]   (default seeds 100..139)
+# Usage: scripts/kernel-sweep.sh [FIRST [LAST]]   (as root; default seeds 100..139)
+#        GBPC=target/debug/gbpc sudo -E scripts/kernel-sweep.sh   (a prebuilt binary)
 # A failing run's policy and report are kept in $KEEP (default target/kernel-sweep).
 # Last line: "kernel sweep: P passed, F failed, N probes, E endpoints"; exit 1 on any failure.
 set -euo pipefail
@@ -13,8 +14,13 @@ cd "$(dirname "$0")/.."
 first=${1:-100}
 last=${2:-139}
 keep=${KEEP:-target/kernel-sweep}
-cargo build --quiet --locked --bin gbpc
-gbpc=target/debug/gbpc
+# A prebuilt binary in $GBPC (e.g. when run with sudo, where cargo may not be on the path).
+if [ -n "${GBPC:-}" ]; then
+  gbpc=$(realpath "$GBPC")
+else
+  cargo build --quiet --locked --bin gbpc
+  gbpc=target/debug/gbpc
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 pass=0 fail=0 probes=0 endpoints=0
@@ -22,8 +28,10 @@ for s in $(seq "$first" "$last"); do
   "$gbpc" __synth "$s" > "$work/seed-$s.gbp"
   for mode in fabric endpoint; do
     out="$work/seed-$s-$mode.json"
-    if "$gbpc" run "$work/seed-$s.gbp" --enforce "$mode" --format json > "$out" 2> "$work/err"; then
-      read -r n e < <(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["probes"]["probed"], len(d["endpoints"]))' "$out")
+    n="" e=""
+    if "$gbpc" run "$work/seed-$s.gbp" --enforce "$mode" --format json > "$out" 2> "$work/err" &&
+      read -r n e < <(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["probes"]["probed"], len(d["endpoints"]))' "$out" || true) &&
+      [ -n "$n" ] && [ -n "$e" ]; then
       pass=$((pass + 1)); probes=$((probes + n))
       [ "$mode" = fabric ] && endpoints=$((endpoints + e))
       echo "ok   seed $s $mode: $e endpoints, $n probes"

@@ -11,11 +11,14 @@
 # while the pins do not change. Extra options for the driver: $NCA_DIFF_ARGS (e.g. --keep DIR).
 # Last line: "N passed, M failed"; exits non-zero on any disagreement.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-
 n="${1:-30}"
 gbpc="${2:-}"
-venv="${NCA_VENV:-target/nca-venv}"
+# Paths given relative to the caller's directory, resolved before the cd below.
+[ -z "$gbpc" ] || gbpc=$(realpath "$gbpc")
+venv="${NCA_VENV:-}"
+[ -z "$venv" ] || venv=$(realpath -m "$venv")
+cd "$(dirname "$0")/.."
+venv="${venv:-target/nca-venv}"
 reqs=tests/nca/requirements.txt
 
 if [ -z "$gbpc" ]; then
