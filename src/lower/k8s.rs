@@ -31,7 +31,6 @@ use k8s_openapi::api::networking::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::Serialize;
-use serde_json::Value;
 
 use super::{LowerResult, Lowered};
 use crate::diag::{Code, Diagnostic, Span};
@@ -504,42 +503,65 @@ struct Lowerer<'a> {
     nets: BTreeMap<GroupId, Vec<(Cidr, Vec<Cidr>)>>,
 }
 
+/// One generated object, serialized as itself (no intermediate `serde_json::Value` tree: at
+/// thousands of groups building and freeing those trees was most of the lowering's time).
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Object {
+    Np(Box<NetworkPolicy>),
+    Anp(Box<AdminNetworkPolicy>),
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct List<'a> {
+    api_version: &'static str,
+    kind: &'static str,
+    items: &'a [Object],
+}
+
 pub fn lower(p: &Policy, o: &Options) -> LowerResult {
     let mut l = Lowerer::new(p, o);
-    let mut items: Vec<(Option<String>, String, Value)> = Vec::new();
+    // (namespace, name, object): sorted by the first two for a stable order.
+    let mut items: Vec<(Option<String>, String, Object)> = Vec::new();
     l.check_names();
     for (ti, t) in p.tenants.iter().enumerate() {
         let ns = t.name.as_str();
-        l.push(&mut items, Some(ns), DEFAULT_DENY, &default_deny(ns));
+        let np = |o: NetworkPolicy| Object::Np(Box::new(o));
+        items.push((Some(ns.into()), DEFAULT_DENY.into(), np(default_deny(ns))));
         if o.allow_dns {
-            l.push(&mut items, Some(ns), ALLOW_DNS, &allow_dns(ns));
+            items.push((Some(ns.into()), ALLOW_DNS.into(), np(allow_dns(ns))));
         }
         let tid = crate::model::TenantId(ti as u32);
         for g in p.internal_groups(tid) {
-            if let Some(np) = l.group_policy(g) {
+            if let Some(policy) = l.group_policy(g) {
                 let name = format!("{PREFIX}{}", p.group(g).name);
-                l.push(&mut items, Some(ns), &name, &np);
+                items.push((Some(ns.into()), name, np(policy)));
             }
         }
     }
     for anp in l.denies() {
         let name = anp.metadata.name.clone().unwrap_or_default();
-        l.push(&mut items, None, &name, &anp);
+        items.push((None, name, Object::Anp(Box::new(anp))));
     }
     if !l.errors.is_empty() {
         crate::diag::sort(&mut l.errors);
         return Err(l.errors);
     }
     items.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
-    let values: Vec<Value> = items.into_iter().map(|(_, _, v)| v).collect();
+    let objects: Vec<Object> = items.into_iter().map(|(_, _, v)| v).collect();
     let text = match o.format {
         Format::Json => {
-            let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": values});
+            let list = List {
+                api_version: "v1",
+                kind: "List",
+                items: &objects,
+            };
             serde_json::to_string_pretty(&list)
                 .map(|s| s + "\n")
                 .map_err(|e| e.to_string())
         }
-        Format::Yaml => serde_saphyr::to_string_multiple(&values).map_err(|e| e.to_string()),
+        Format::Yaml => serde_saphyr::to_string_multiple(&objects).map_err(|e| e.to_string()),
     };
     match text {
         Ok(text) => {
@@ -661,22 +683,6 @@ impl<'a> Lowerer<'a> {
             providers,
             consumers,
             nets,
-        }
-    }
-
-    fn push<T: Serialize>(
-        &mut self,
-        items: &mut Vec<(Option<String>, String, Value)>,
-        ns: Option<&str>,
-        name: &str,
-        obj: &T,
-    ) {
-        match serde_json::to_value(obj) {
-            Ok(v) => items.push((ns.map(str::to_string), name.to_string(), v)),
-            Err(e) => self.errors.push(Diagnostic::error(
-                Code::K8sUnsupported,
-                format!("cannot serialize `{name}`: {e}"),
-            )),
         }
     }
 

@@ -39,8 +39,18 @@ impl Builder {
 
     pub fn file(&mut self, pairs: Pairs<Rule>) -> File {
         let mut file = File::default();
-        for p in pairs.flatten().filter(|p| p.as_rule() == Rule::tenant) {
-            file.tenants.push(self.tenant(p));
+        // Tenants are children of `file` (not a walk of the whole tree: that costs a pair per
+        // token of the file).
+        for p in pairs {
+            match p.as_rule() {
+                Rule::tenant => file.tenants.push(self.tenant(p)),
+                Rule::file => {
+                    for t in p.into_inner().filter(|t| t.as_rule() == Rule::tenant) {
+                        file.tenants.push(self.tenant(t));
+                    }
+                }
+                _ => {}
+            }
         }
         file
     }
