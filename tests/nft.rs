@@ -1785,6 +1785,87 @@ fn examples_load_and_kernel_matches_evaluator() {
     assert!(problems.is_empty(), "{problems}");
 }
 
+/// nft 1.0.6 byte-swapped the marks of one element in about 960 of a long element list (see
+/// tests/regress/nft-element-batches.gbp): the script's elements come in short `add element`
+/// commands, every element is read back as written, and the kernel agrees with the evaluator.
+#[test]
+fn long_element_lists_load_as_written() {
+    let src = include_str!("regress/nft-element-batches.gbp");
+    let p = check("nft-element-batches", src);
+    let script = compile("nft-element-batches", &p, Enforce::Fabric);
+    let mut in_cmd: Option<usize> = None;
+    for l in script.lines() {
+        if l.starts_with("add element ") {
+            in_cmd = Some(0);
+        } else if l == "}" {
+            in_cmd = None;
+        } else if let Some(n) = in_cmd.as_mut() {
+            *n += 1;
+            assert!(
+                *n <= gbpc::lower::nft::ELEMENTS_PER_COMMAND,
+                "an add element command with more than {} elements",
+                gbpc::lower::nft::ELEMENTS_PER_COMMAND
+            );
+        }
+    }
+    let verdict_l4 = script
+        .split("add element inet gbpc verdict_l4 {")
+        .skip(1)
+        .map(|c| {
+            c.split("\n}")
+                .next()
+                .unwrap_or("")
+                .lines()
+                .filter(|l| l.contains(" : "))
+                .count()
+        })
+        .sum::<usize>();
+    let written = verdict_l4;
+    assert!(
+        written > 1_000,
+        "the case no longer has a long map ({written} elements)"
+    );
+    if !kernel_ready() {
+        return;
+    }
+    let loaded = load(&script, "gbpc").unwrap_or_else(|e| panic!("nft failed: {e}"));
+    // Every element of verdict_l4 as the kernel holds it: the two class marks of each key.
+    fn marks(v: &Value, in_map: bool, out: &mut Vec<(u64, u64)>) {
+        match v {
+            Value::Object(m) => {
+                let here = in_map
+                    || m.get("name").and_then(Value::as_str) == Some("verdict_l4")
+                        && m.contains_key("elem");
+                if here && let Some(Value::Array(c)) = m.get("concat") {
+                    if let (Some(a), Some(b)) = (
+                        c.first().and_then(Value::as_u64),
+                        c.get(1).and_then(Value::as_u64),
+                    ) {
+                        out.push((a, b));
+                    }
+                    return;
+                }
+                m.values().for_each(|x| marks(x, here, out));
+            }
+            Value::Array(a) => a.iter().for_each(|x| marks(x, in_map, out)),
+            _ => {}
+        }
+    }
+    let mut read = Vec::new();
+    marks(&loaded.numeric, false, &mut read);
+    assert_eq!(read.len(), written, "elements of verdict_l4 read back");
+    let classes = p.classes.sets.len() as u64;
+    let swapped: Vec<_> = read
+        .iter()
+        .filter(|(a, b)| *a >= classes || *b >= classes)
+        .collect();
+    assert!(
+        swapped.is_empty(),
+        "elements loaded with wrong marks: {swapped:x?}"
+    );
+    assert_kernel_matches_evaluator("nft-element-batches", src);
+}
+
 #[test]
 fn deny_carves_a_range_isolation_overlap_and_log() {
     assert_kernel_matches_evaluator("inline ranges", RANGES);

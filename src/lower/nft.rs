@@ -377,21 +377,33 @@ fn key(e: &Element) -> String {
     }
 }
 
-/// `elements = { a, b, ... }` with one element a line, or nothing when empty.
-fn elements_block(out: &mut String, items: impl Iterator<Item = String>) {
-    let mut first = true;
+/// Elements per `add element` command. nft 1.0.6 (Debian 12) splits a command's elements into
+/// netlink messages of about 64 KiB and byte-swaps the host-order fields (marks) of the element
+/// that starts each message after the first, so one element in about 960 silently gets a wrong
+/// key (found by the kernel sweep: `0x11 . 0xd` loaded as `0x11000000 . 0xd000000`). Commands
+/// of at most this many elements (a few KiB at most each) are one message each; all commands of
+/// the file are still one atomic transaction.
+pub const ELEMENTS_PER_COMMAND: usize = 200;
+
+/// `add element inet TABLE MAP { a, b, ... }` with one element a line, in commands of at most
+/// [`ELEMENTS_PER_COMMAND`] elements, or nothing when there are none.
+fn elements_block(out: &mut String, table: &str, map: &str, items: impl Iterator<Item = String>) {
+    let mut n = 0usize;
     for it in items {
-        if first {
-            out.push_str("\t\telements = {\n");
-            first = false;
+        if n % ELEMENTS_PER_COMMAND == 0 {
+            if n > 0 {
+                out.push_str("\n}\n");
+            }
+            let _ = write!(out, "add element inet {table} {map} {{\n");
         } else {
             out.push_str(",\n");
         }
-        out.push_str("\t\t\t");
+        out.push('\t');
         out.push_str(&it);
+        n += 1;
     }
-    if !first {
-        out.push_str("\n\t\t}\n");
+    if n > 0 {
+        out.push_str("\n}\n");
     }
 }
 
@@ -434,6 +446,8 @@ fn render(
     let _ = writeln!(s, "table inet {t} {{}}");
     let _ = writeln!(s, "delete table inet {t}");
     let _ = writeln!(s, "table inet {t} {{");
+    // Elements, added after the table's declarations (see `ELEMENTS_PER_COMMAND`).
+    let mut adds = String::new();
     // Counters, one per contract.
     for (ci, c) in p.contracts.iter().enumerate() {
         let _ = writeln!(
@@ -454,7 +468,9 @@ fn render(
             "\tmap {name} {{\n\t\ttype {ty} : mark\n\t\tflags interval"
         );
         elements_block(
-            &mut s,
+            &mut adds,
+            t,
+            name,
             p.classes
                 .table(family)
                 .iter()
@@ -465,7 +481,9 @@ fn render(
     // Intra-group pairs.
     let _ = writeln!(s, "\tset intra {{\n\t\ttype mark . mark");
     elements_block(
-        &mut s,
+        &mut adds,
+        t,
+        "intra",
         intra.iter().map(|(a, b)| format!("0x{a:x} . 0x{b:x}")),
     );
     let _ = writeln!(s, "\t}}\n");
@@ -480,7 +498,9 @@ fn render(
             "\tmap verdict_{suf} {{\n\t\ttype {ty} : verdict\n\t\tflags interval"
         );
         elements_block(
-            &mut s,
+            &mut adds,
+            t,
+            &format!("verdict_{suf}"),
             els.iter()
                 .map(|e| format!("{} : {}", key(e), if e.allow { "accept" } else { "drop" })),
         );
@@ -490,13 +510,20 @@ fn render(
             "\tmap counter_{suf} {{\n\t\ttype {ty} : counter\n\t\tflags interval"
         );
         elements_block(
-            &mut s,
+            &mut adds,
+            t,
+            &format!("counter_{suf}"),
             els.iter()
                 .map(|e| format!("{} : \"{}\"", key(e), counter_name(p, e.contract))),
         );
         let _ = writeln!(s, "\t}}\n");
         let _ = writeln!(s, "\tset log_{suf} {{\n\t\ttype {ty}\n\t\tflags interval");
-        elements_block(&mut s, els.iter().filter(|e| e.log).map(key));
+        elements_block(
+            &mut adds,
+            t,
+            &format!("log_{suf}"),
+            els.iter().filter(|e| e.log).map(key),
+        );
         let _ = writeln!(s, "\t}}\n");
     }
     // The policy chain: classify, log, count, decide.
@@ -559,6 +586,10 @@ fn render(
         }
     }
     let _ = writeln!(s, "}}");
+    if !adds.is_empty() {
+        s.push('\n');
+        s.push_str(&adds);
+    }
     s
 }
 
@@ -589,7 +620,7 @@ pub fn stats(script: &str) -> Stats {
             }
             continue;
         }
-        if l.starts_with("elements = {") {
+        if l.starts_with("add element ") && l.ends_with('{') {
             in_elements = true;
             continue;
         }

@@ -28,9 +28,12 @@ pub fn drop_permit(script: &str, contract: &str) -> Result<(String, String), Str
     let removed = lines[at].trim().trim_end_matches(',').to_string();
     let mut out: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
     let last = !lines[at].trim_end().ends_with(',');
-    let first = at > 0 && lines[at - 1].trim() == "elements = {";
+    let first = at > 0 && {
+        let prev = lines[at - 1].trim();
+        prev.starts_with("add element ") && prev.ends_with('{')
+    };
     if first && last {
-        // The only element: the whole block goes (nft refuses `elements = { }`).
+        // The only element of its command: the whole command goes (nft refuses `{ }`).
         out.drain(at - 1..=at + 1);
     } else {
         out.remove(at);
@@ -47,20 +50,17 @@ pub fn drop_permit(script: &str, contract: &str) -> Result<(String, String), Str
 mod tests {
     use super::*;
 
-    const SCRIPT: &str = "\tmap verdict_l4 {\n\t\ttype x\n\t\tflags interval\n\t\telements = {\n\t\t\t0x1 . 0x2 . tcp . 80 : accept,\n\t\t\t0x1 . 0x2 . tcp . 443 : accept\n\t\t}\n\t}\n\tmap counter_l4 {\n\t\telements = {\n\t\t\t0x1 . 0x2 . tcp . 80 : \"t/web\",\n\t\t\t0x1 . 0x2 . tcp . 443 : \"t/tls\"\n\t\t}\n\t}\n";
+    const SCRIPT: &str = "add element inet gbpc verdict_l4 {\n\t0x1 . 0x2 . tcp . 80 : accept,\n\t0x1 . 0x2 . tcp . 443 : accept\n}\nadd element inet gbpc counter_l4 {\n\t0x1 . 0x2 . tcp . 80 : \"t/web\",\n\t0x1 . 0x2 . tcp . 443 : \"t/tls\"\n}\n";
 
     #[test]
     fn removes_a_middle_or_last_element_and_keeps_the_commas_right() {
         let (s, removed) = drop_permit(SCRIPT, "t/tls").unwrap_or_default();
         assert_eq!(removed, "0x1 . 0x2 . tcp . 443 : accept");
-        assert!(
-            s.contains("\t\t\t0x1 . 0x2 . tcp . 80 : accept\n\t\t}"),
-            "{s}"
-        );
+        assert!(s.contains("\t0x1 . 0x2 . tcp . 80 : accept\n}"), "{s}");
         let (s, removed) = drop_permit(SCRIPT, "t/web").unwrap_or_default();
         assert_eq!(removed, "0x1 . 0x2 . tcp . 80 : accept");
         assert!(
-            s.contains("elements = {\n\t\t\t0x1 . 0x2 . tcp . 443 : accept\n"),
+            s.contains("verdict_l4 {\n\t0x1 . 0x2 . tcp . 443 : accept\n"),
             "{s}"
         );
         assert!(drop_permit(SCRIPT, "t/none").is_err());
@@ -68,11 +68,11 @@ mod tests {
 
     #[test]
     fn removes_the_block_of_a_single_element() {
-        let one = "\tmap verdict_l4 {\n\t\telements = {\n\t\t\t0x1 . 0x2 . tcp . 80 : accept\n\t\t}\n\t}\n\t\t\t0x1 . 0x2 . tcp . 80 : \"t/web\"\n";
+        let one = "\tmap verdict_l4 {\n\t}\nadd element inet gbpc verdict_l4 {\n\t0x1 . 0x2 . tcp . 80 : accept\n}\nadd element inet gbpc counter_l4 {\n\t0x1 . 0x2 . tcp . 80 : \"t/web\"\n}\n";
         let (s, _) = drop_permit(one, "t/web").unwrap_or_default();
         assert_eq!(
             s,
-            "\tmap verdict_l4 {\n\t}\n\t\t\t0x1 . 0x2 . tcp . 80 : \"t/web\"\n"
+            "\tmap verdict_l4 {\n\t}\nadd element inet gbpc counter_l4 {\n\t0x1 . 0x2 . tcp . 80 : \"t/web\"\n}\n"
         );
     }
 }
