@@ -6,6 +6,7 @@
 # this is the longer sweep.
 #
 # Usage: scripts/kernel-sweep.sh [FIRST [LAST]]   (as root; default seeds 100..139)
+#        SYNTH=--large scripts/kernel-sweep.sh ...  (denser policies, most at 30 endpoints)
 #        GBPC=target/debug/gbpc sudo -E scripts/kernel-sweep.sh   (a prebuilt binary)
 # A failing run's policy and report are kept in $KEEP (default target/kernel-sweep).
 # Last line: "kernel sweep: P passed, F failed, N probes, E endpoints"; exit 1 on any failure.
@@ -25,7 +26,8 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 pass=0 fail=0 probes=0 endpoints=0
 for s in $(seq "$first" "$last"); do
-  "$gbpc" __synth "$s" > "$work/seed-$s.gbp"
+  # shellcheck disable=SC2086
+  "$gbpc" __synth "$s" ${SYNTH:-} > "$work/seed-$s.gbp"
   for mode in fabric endpoint; do
     out="$work/seed-$s-$mode.json"
     n="" e=""

@@ -20,6 +20,10 @@ pub struct Size {
     /// Declared endpoints, internal and external together.
     pub max_endpoints: usize,
     pub max_tenants: usize,
+    /// Internal groups per tenant: this many plus 0-3.
+    pub min_groups: usize,
+    /// Endpoints per internal group: this many plus 0-3 (while the budget lasts).
+    pub min_group_endpoints: usize,
 }
 
 impl Size {
@@ -27,11 +31,23 @@ impl Size {
     pub const SMALL: Size = Size {
         max_endpoints: 20,
         max_tenants: 2,
+        min_groups: 2,
+        min_group_endpoints: 0,
     };
     /// The default: at most 30 endpoints, 3 tenants.
     pub const DEFAULT: Size = Size {
         max_endpoints: 30,
         max_tenants: 3,
+        min_groups: 2,
+        min_group_endpoints: 0,
+    };
+    /// Denser: more groups with more endpoints, so most policies reach the 30-endpoint cap
+    /// (the kernel sweep's largest runs). Same choices as the default otherwise.
+    pub const LARGE: Size = Size {
+        max_endpoints: 30,
+        max_tenants: 3,
+        min_groups: 4,
+        min_group_endpoints: 1,
     };
 }
 
@@ -234,7 +250,7 @@ pub fn policy(seed: u64, size: Size) -> String {
     let mut internal_total = 0usize;
     let mut tenants: Vec<TenantGen> = Vec::new();
     for t in 0..nt {
-        let ng = 2 + rng.below(4);
+        let ng = size.min_groups + rng.below(4);
         let mut groups = Vec::new();
         let mut hosts: BTreeMap<usize, usize> = BTreeMap::new();
         let mut endpoints = Vec::new();
@@ -260,7 +276,7 @@ pub fn policy(seed: u64, size: Size) -> String {
                 provides: Vec::new(),
                 consumes: Vec::new(),
             };
-            let mut ne = rng.below(4).min(tenant_budget);
+            let mut ne = (size.min_group_endpoints + rng.below(4)).min(tenant_budget);
             // At least two internal endpoints in every policy, or there is nothing to compare.
             if t + 1 == nt && gi + 1 == ng && internal_total + ne < 2 {
                 ne = (2 - internal_total).min(tenant_budget);

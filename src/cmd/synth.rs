@@ -12,8 +12,11 @@ pub enum SynthCommand {
     Synth {
         seed: u64,
         /// At most 20 endpoints and 2 tenants (instead of 30 and 3).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "large")]
         small: bool,
+        /// More groups and endpoints: most policies reach the 30-endpoint cap.
+        #[arg(long)]
+        large: bool,
     },
     /// Print the Namespaces and Pods of a policy's internal endpoints (JSON List).
     #[command(name = "__k8s-fixture", hide = true)]
@@ -25,9 +28,11 @@ pub enum SynthCommand {
 
 pub fn run(cmd: SynthCommand) -> ExitCode {
     match cmd {
-        SynthCommand::Synth { seed, small } => {
+        SynthCommand::Synth { seed, small, large } => {
             let size = if small {
                 gbpc::synth::Size::SMALL
+            } else if large {
+                gbpc::synth::Size::LARGE
             } else {
                 gbpc::synth::Size::DEFAULT
             };

@@ -357,6 +357,8 @@ def main():
     ap.add_argument("--regress", default="tests/regress", help="directory of regression *.gbp")
     ap.add_argument("--seeds", type=int, default=30, help="generated policies, seeds 1..N")
     ap.add_argument("--first-seed", type=int, default=1)
+    ap.add_argument("--large", type=int, default=0,
+                    help="also this many denser generated policies (`__synth SEED --large`)")
     ap.add_argument("--timeout", type=int, default=120, help="seconds per NCA run")
     ap.add_argument("--keep", help="keep the work files in this directory")
     args = ap.parse_args()
@@ -369,16 +371,19 @@ def main():
             cases.append((os.path.relpath(f), f))
     gen = os.path.join(work, "generated")
     os.makedirs(gen, exist_ok=True)
-    for seed in range(args.first_seed, args.first_seed + args.seeds):
-        text = run([args.gbpc, "__synth", str(seed)])
+    seeds = [(seed, []) for seed in range(args.first_seed, args.first_seed + args.seeds)]
+    seeds += [(seed, ["--large"]) for seed in range(args.first_seed, args.first_seed + args.large)]
+    for seed, extra in seeds:
+        text = run([args.gbpc, "__synth", str(seed)] + extra)
         if text.returncode != 0 or not text.stdout.strip():
             print(f"gbpc __synth {seed} failed ({text.returncode}): {text.stderr.strip()[-2000:]}")
             print("0 passed, 1 failed")
             return 1
-        f = os.path.join(gen, f"seed-{seed}.gbp")
+        tag = f"{seed}{' large' if extra else ''}"
+        f = os.path.join(gen, f"seed-{tag.replace(' ', '-')}.gbp")
         with open(f, "w") as fh:
             fh.write(text.stdout)
-        cases.append((f"seed {seed}", f))
+        cases.append((f"seed {tag}", f))
 
     stats = dict(pairs=0, sets=0, ports=0, deny_sets=0, anps=0, nps=0, trivial=0)
     passed = failed = 0
