@@ -390,11 +390,11 @@ pub const ELEMENTS_PER_COMMAND: usize = 200;
 fn elements_block(out: &mut String, table: &str, map: &str, items: impl Iterator<Item = String>) {
     let mut n = 0usize;
     for it in items {
-        if n % ELEMENTS_PER_COMMAND == 0 {
+        if n.is_multiple_of(ELEMENTS_PER_COMMAND) {
             if n > 0 {
                 out.push_str("\n}\n");
             }
-            let _ = write!(out, "add element inet {table} {map} {{\n");
+            let _ = writeln!(out, "add element inet {table} {map} {{");
         } else {
             out.push_str(",\n");
         }
