@@ -18,19 +18,8 @@ if [ -z "$gbpc" ]; then
   gbpc=target/debug/gbpc
 fi
 
-if ! cmp -s "$reqs" "$venv/.requirements" 2>/dev/null; then
-  rm -rf "$venv"
-  if ! python3 -m venv "$venv"; then
-    echo "e2e-lsp: cannot create a Python virtual environment (on Debian: apt-get install python3-venv)" >&2
-    echo "0 passed, 1 failed"
-    exit 1
-  fi
-  if ! "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$reqs"; then
-    echo "e2e-lsp: cannot install the client library ($reqs)" >&2
-    echo "0 passed, 1 failed"
-    exit 1
-  fi
-  cp "$reqs" "$venv/.requirements"
-fi
+# shellcheck source=scripts/pinned-venv.sh
+. scripts/pinned-venv.sh
+pinned_venv e2e-lsp "$venv" "$reqs"
 
 "$venv/bin/python" tests/e2e/lsp_client.py "$gbpc"

@@ -26,20 +26,9 @@ if [ -z "$gbpc" ]; then
   gbpc=target/debug/gbpc
 fi
 
-if ! cmp -s "$reqs" "$venv/.requirements" 2>/dev/null; then
-  rm -rf "$venv"
-  if ! python3 -m venv "$venv"; then
-    echo "nca-diff: cannot create a Python virtual environment (on Debian: apt-get install python3-venv)" >&2
-    echo "0 passed, 1 failed"
-    exit 1
-  fi
-  if ! "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$reqs"; then
-    echo "nca-diff: cannot install network-config-analyzer ($reqs)" >&2
-    echo "0 passed, 1 failed"
-    exit 1
-  fi
-  cp "$reqs" "$venv/.requirements"
-fi
+# shellcheck source=scripts/pinned-venv.sh
+. scripts/pinned-venv.sh
+pinned_venv nca-diff "$venv" "$reqs"
 
 # shellcheck disable=SC2086
 "$venv/bin/python" tests/nca/nca_diff.py --gbpc "$gbpc" --nca "$venv/bin/nca" --seeds "$n" \

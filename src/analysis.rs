@@ -264,6 +264,16 @@ pub fn push_range(r: &mut Ranges, lo: u32, hi: u32) {
     r.push((lo, hi));
 }
 
+/// The union of ranges given in any order, as sorted disjoint ranges.
+pub fn union(mut v: Vec<(u32, u32)>) -> Ranges {
+    v.sort_unstable();
+    let mut r = Ranges::with_capacity(v.len());
+    for (a, b) in v {
+        push_range(&mut r, a, b);
+    }
+    r
+}
+
 /// Does this range set cover the whole space?
 pub fn is_full(space: Space, r: &Ranges) -> bool {
     r.len() == 1 && r.first() == Some(&space.bounds())

@@ -9,6 +9,8 @@ use std::time::Instant;
 use gbpc::lower::{k8s, nft};
 use gbpc::synth::{self, Size};
 
+use crate::nft::kernel_ready;
+
 /// Every generated policy (200 of the default size, 50 large) checks without errors and
 /// compiles for nftables and for Kubernetes (denies as AdminNetworkPolicy) without errors; the
 /// same seed gives byte-identical output.
@@ -47,23 +49,6 @@ fn generated_policies_compile_for_both_targets() {
         denies > 40 && globals > 40,
         "denies {denies}, globals {globals}"
     );
-}
-
-fn kernel_ready() -> bool {
-    let out = Command::new("unshare")
-        .args(["--net", "nft", "add", "table", "inet", "gbpcprobe"])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run unshare/nft ({e}): root with nftables is needed"));
-    if !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("not supported") {
-        eprintln!("SKIPPED: this kernel has no nf_tables");
-        return false;
-    }
-    assert!(
-        out.status.success(),
-        "nft in a new network namespace failed (the tests run as root): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    true
 }
 
 /// The nftables scripts of 20 generated policies pass `nft -c -f` in a new network namespace.

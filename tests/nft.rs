@@ -43,7 +43,7 @@ use serde_json::Value;
 /// Whether nf_tables can be used here. Panics when `nft` or `unshare` is missing or a new
 /// network namespace cannot be made; false (with a message) only when the kernel lacks
 /// nf_tables.
-fn kernel_ready() -> bool {
+pub(crate) fn kernel_ready() -> bool {
     static READY: OnceLock<bool> = OnceLock::new();
     *READY.get_or_init(|| {
         if let Err(e) = Command::new("nft").arg("--version").output() {

@@ -6,11 +6,9 @@ use gbpc::lower::k8s::{self, DenyMode, Format, Options};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let src = gbpc_fuzz::lowering_input(data);
-    let checked = gbpc_fuzz::check_and_render(&src);
-    if !checked.ok() {
+    let Some((src, checked)) = gbpc_fuzz::lowerable(data) else {
         return;
-    }
+    };
     let flags = data.first().copied().unwrap_or(0);
     let deny = if flags & 1 == 1 {
         DenyMode::Admin

@@ -7,11 +7,9 @@ use gbpc::lower::nft::{self, Enforce, Options};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let src = gbpc_fuzz::lowering_input(data);
-    let checked = gbpc_fuzz::check_and_render(&src);
-    if !checked.ok() {
+    let Some((src, checked)) = gbpc_fuzz::lowerable(data) else {
         return;
-    }
+    };
     let enforce = if data.first().is_some_and(|b| b & 1 == 1) {
         Enforce::Endpoint
     } else {

@@ -614,3 +614,11 @@ pub fn lowering_input(data: &[u8]) -> String {
         _ => policy(data),
     }
 }
+
+/// What both lowering targets start from: the generated source and its checked policy, when
+/// it checks without errors (both renderers having run over its findings).
+pub fn lowerable(data: &[u8]) -> Option<(String, gbpc::model::Checked)> {
+    let src = lowering_input(data);
+    let checked = check_and_render(&src);
+    checked.ok().then_some((src, checked))
+}

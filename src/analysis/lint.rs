@@ -10,7 +10,7 @@ use crate::diag::{Code, Diagnostic, Span};
 use crate::eval::{self, Reason, Verdict};
 use crate::model::{Action, ContractId, EntryProto, Expect, GroupId, GroupKind, Policy};
 
-use super::{Ranges, Space, nominal, push_range, sweep};
+use super::{Ranges, Space, nominal, sweep, union};
 
 /// Every lint warning of a checked policy without errors, in no particular order.
 pub fn lint(p: &Policy) -> Vec<Diagnostic> {
@@ -244,18 +244,11 @@ fn subject_flows(p: &Policy, c: ContractId, si: usize) -> Vec<(Space, Ranges)> {
     }
     per.into_iter()
         .filter(|(_, v)| !v.is_empty())
-        .map(|(s, mut v)| {
-            v.sort_unstable();
-            let mut r = Ranges::new();
-            for (a, b) in v {
-                push_range(&mut r, a, b);
-            }
-            (s, r)
-        })
+        .map(|(s, v)| (s, union(v)))
         .collect()
 }
 
-/// Per space, the union of the ranges: sorted, overlapping and adjacent ranges merged.
+/// Per space, the union of the ranges.
 fn merge_flows(mut flows: Vec<(Space, Ranges)>) -> Vec<(Space, Ranges)> {
     flows.sort_by_key(|(s, _)| *s);
     let mut out: Vec<(Space, Ranges)> = Vec::new();
@@ -265,18 +258,7 @@ fn merge_flows(mut flows: Vec<(Space, Ranges)>) -> Vec<(Space, Ranges)> {
             _ => out.push((space, ranges)),
         }
     }
-    for (_, r) in &mut out {
-        r.sort_unstable();
-        let mut merged: Ranges = Vec::with_capacity(r.len());
-        for &(a, b) in r.iter() {
-            match merged.last_mut() {
-                Some((_, y)) if a <= y.saturating_add(1) => *y = (*y).max(b),
-                _ => merged.push((a, b)),
-            }
-        }
-        *r = merged;
-    }
-    out
+    out.into_iter().map(|(s, r)| (s, union(r))).collect()
 }
 
 /// Does some permit subject (`permits`: their merged flows) match a flow that deny subject
@@ -347,7 +329,7 @@ fn redundant_in(
             continue;
         }
         for (tc, ts, tf) in subjects {
-            if (sc, ss) == (tc, ts) || sc != tc {
+            if (sc, ss) == (tc, ts) {
                 continue;
             }
             let t = &p.contract(*tc).subjects[*ts];

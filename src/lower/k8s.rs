@@ -22,6 +22,7 @@
 //! wins as in the evaluator); ICMP permits are left out with a warning (they fail closed); a group
 //! without labels used in a contract is an error.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::networking::v1::{
@@ -447,9 +448,15 @@ fn fnv1a(s: &str) -> u64 {
 }
 
 /// A name shortened to fit, made unique by a hash of the full identity.
+/// Ten hex digits of the hash of `key`: what tells apart names cut to fit a length limit.
+fn hash_tag(key: &str) -> String {
+    let mut hash = format!("{:016x}", fnv1a(key));
+    hash.truncate(10);
+    hash
+}
+
 fn hashed_name(readable: &str, key: &str) -> String {
-    let hash = format!("{:016x}", fnv1a(key));
-    let tag = hash.get(..10).unwrap_or(&hash);
+    let tag = hash_tag(key);
     let keep = NAME_MAX - tag.len() - 1;
     let head = readable.get(..keep.min(readable.len())).unwrap_or(readable);
     format!("{}-{tag}", head.trim_end_matches(['-', '.']))
@@ -1097,8 +1104,7 @@ impl<'a> Lowerer<'a> {
         // head and gets a hash of the whole, so two long names never become the same rule name.
         let full = format!("{ctenant}/{}/{}", contract.name, s.name);
         let rule_name = if full.len() > ANP_RULE_NAME_MAX {
-            let hash = format!("{:016x}", fnv1a(&full));
-            let tag = hash.get(..10).unwrap_or(&hash);
+            let tag = hash_tag(&full);
             format!(
                 "{}-{tag}",
                 truncate(&full, ANP_RULE_NAME_MAX - tag.len() - 1)
@@ -1155,10 +1161,10 @@ impl<'a> Lowerer<'a> {
         let mut by_group: BTreeMap<String, Anp> = BTreeMap::new();
         for a in parts {
             match by_group.entry(a.key.clone()) {
-                std::collections::btree_map::Entry::Vacant(v) => {
+                Entry::Vacant(v) => {
                     v.insert(a);
                 }
-                std::collections::btree_map::Entry::Occupied(mut o) => {
+                Entry::Occupied(mut o) => {
                     let g = o.get_mut();
                     g.ingress.extend(a.ingress);
                     g.egress.extend(a.egress);
