@@ -1242,3 +1242,28 @@ impl<'a> Lowerer<'a> {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rules are cut at the CRD's 100 per policy, and earlier when their JSON would pass the
+    /// size budget; order is kept and nothing is lost.
+    #[test]
+    fn chunks_respect_the_rule_count_and_the_size_budget() {
+        let small: Vec<String> = (0..250).map(|i| format!("r{i}")).collect();
+        let sizes: Vec<usize> = chunk_rules(small.clone()).iter().map(Vec::len).collect();
+        assert_eq!(sizes, [100, 100, 50]);
+        assert_eq!(chunk_rules(small.clone()).concat(), small);
+
+        let big: Vec<String> = (0..10)
+            .map(|i| format!("{i}{}", "x".repeat(200 * 1024)))
+            .collect();
+        let chunks = chunk_rules(big.clone());
+        assert_eq!(
+            chunks.iter().map(Vec::len).collect::<Vec<_>>(),
+            [2, 2, 2, 2, 2]
+        );
+        assert_eq!(chunks.concat(), big);
+    }
+}
