@@ -4,6 +4,7 @@
 
 mod analysis;
 mod cases;
+mod cli;
 mod differential;
 mod docs;
 mod fmt;
