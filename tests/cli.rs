@@ -432,6 +432,13 @@ fn failing_output_streams_are_exit_2_never_a_panic() {
     fs::write(d.join("bad.gbp"), "tenant t { group g { provides nope } }").unwrap();
     fs::write(d.join("syntax.gbp"), "tenant t { group {").unwrap();
     fs::write(d.join("u.gbp"), "tenant  t {   }\n").unwrap();
+    // The language server: one request, then the end of its input (no shutdown: exit 1).
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"capabilities":{}}}"#;
+    fs::write(
+        d.join("init.lsp"),
+        format!("Content-Length: {}\r\n\r\n{init}", init.len()),
+    )
+    .unwrap();
     let diff = root().join("tests/diff/port-opened");
     let (old, new) = (diff.join("old.gbp"), diff.join("new.gbp"));
     let (old, new) = (old.to_str().unwrap(), new.to_str().unwrap());
@@ -514,6 +521,7 @@ fn failing_output_streams_are_exit_2_never_a_panic() {
         (&["__k8s-fixture", "x.gbp"], None, Stdout, 0),
         (&["__eval-matrix", "x.gbp"], None, Stdout, 0),
         (&["__eval-matrix", "bad.gbp"], None, Stderr, 1),
+        (&["lsp"], Some("init.lsp"), Stdout, 1),
         (&["--help"], None, Stdout, 0),
         (&["--version"], None, Stdout, 0),
         (&["compile", "--help"], None, Stdout, 0),
@@ -560,7 +568,7 @@ fn failing_output_streams_are_exit_2_never_a_panic() {
         }
         if writes == Stdout {
             let err = stderr(&full_run);
-            if !err.contains("cannot write to standard output: No space left on device") {
+            if !err.contains("No space left on device") {
                 problems.push(format!("{name}, stdout full: no message, stderr: {err}"));
             }
             let err = stderr(&broken_run);
