@@ -37,7 +37,24 @@ pub fn check_parsed(parsed: &syntax::Parsed) -> model::Checked {
         checked
             .warnings
             .extend(analysis::lint::lint(&checked.policy));
+        if checked.policy.tenants.is_empty() {
+            checked.warnings.push(no_tenant());
+        }
         diag::sort(&mut checked.warnings);
     }
     checked
+}
+
+/// W006: a policy with no tenant is almost always a mistake (the wrong file, an empty one, one
+/// commented out), and its compiled ruleset drops every flow; `compile` refuses it (E005).
+fn no_tenant() -> diag::Diagnostic {
+    diag::Diagnostic::warning(
+        diag::Code::NoTenant,
+        "the policy declares no tenant: it allows nothing",
+    )
+    .primary(diag::Span::new(0, 0), "no `tenant` in this file")
+    .help(
+        "declare a tenant (`tenant name { ... }`); `gbpc compile` refuses a policy without one \
+         unless given `--allow-empty`",
+    )
 }

@@ -1,7 +1,7 @@
 //! The `gbpc` command: reads a policy, checks it, lowers it, and decides how to render findings
 //! and which exit code to return (0 success, 1 the policy has errors, 2 usage or I/O error).
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -13,10 +13,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use gbpc::diag::Diagnostic;
-use gbpc::lower::{k8s, nft};
 
 #[path = "cmd/analysis.rs"]
 mod cmd_analysis;
+#[path = "cmd/compile.rs"]
+mod cmd_compile;
 #[path = "cmd/fmt.rs"]
 mod cmd_fmt;
 #[path = "cmd/lsp.rs"]
@@ -25,6 +26,8 @@ mod cmd_lsp;
 mod cmd_run;
 #[path = "cmd/synth.rs"]
 mod cmd_synth;
+#[path = "cmd/output.rs"]
+mod output;
 
 #[derive(Parser)]
 #[command(
@@ -33,7 +36,8 @@ mod cmd_synth;
     about = "Group-based policy compiler: endpoint groups and contracts to Kubernetes and nftables"
 )]
 struct Cli {
-    /// Colour in diagnostics: auto (when stderr is a terminal), always, never.
+    /// Colour in diagnostics: auto (when stderr is a terminal that shows colour and NO_COLOR is
+    /// not set to a non-empty value), always, never.
     #[arg(long, global = true, value_enum, default_value_t = Color::Auto)]
     color: Color,
     /// How diagnostics are written: for people, or one JSON object per line
@@ -55,34 +59,6 @@ enum Color {
 enum MessageFormat {
     Human,
     Json,
-}
-
-#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
-enum Target {
-    K8s,
-    Nft,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Format {
-    Json,
-    Yaml,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum DenyMode {
-    /// A deny is an error for the k8s target (NetworkPolicy cannot deny).
-    Error,
-    /// Lower denies to AdminNetworkPolicy (policy.networking.k8s.io/v1alpha1).
-    Admin,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Enforce {
-    /// Rules in the routed fabric's forward hook.
-    Fabric,
-    /// Rules in each endpoint's own input and output hooks.
-    Endpoint,
 }
 
 #[derive(Subcommand)]
@@ -112,60 +88,33 @@ enum Command {
         file: PathBuf,
     },
     /// Compile a policy for a target.
-    Compile {
-        /// The policy file, or `-` for standard input.
-        file: PathBuf,
-        #[arg(long, value_enum)]
-        target: Target,
-        /// Output format of the k8s target.
-        #[arg(long, value_enum, default_value_t = Format::Json)]
-        format: Format,
-        /// What the k8s target does with deny subjects.
-        #[arg(long, value_enum, default_value_t = DenyMode::Error)]
-        k8s_deny: DenyMode,
-        /// k8s: allow egress DNS to the cluster resolver (kube-system/kube-dns) from every group.
-        #[arg(long)]
-        allow_dns: bool,
-        /// nft: where the rules are enforced.
-        #[arg(long, value_enum, default_value_t = Enforce::Fabric)]
-        enforce: Enforce,
-        /// nft: the name of the table (replaced as a whole on load).
-        #[arg(long, default_value = "gbpc")]
-        table: String,
-        /// Write the output here (atomically: nothing is written on error) instead of stdout.
-        #[arg(short, long)]
-        output: Option<PathBuf>,
-    },
+    Compile(cmd_compile::CompileArgs),
 }
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
-        Err(e) => {
-            let _ = e.print();
-            return match e.kind() {
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
-                    ExitCode::SUCCESS
-                }
-                _ => ExitCode::from(2),
-            };
-        }
+        Err(e) => return clap_message(&e),
     };
     let json = cli.message_format == MessageFormat::Json;
     let color = match cli.color {
         Color::Always => true,
         Color::Never => false,
-        Color::Auto => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        Color::Auto => gbpc::render::auto_color(
+            std::io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR").as_deref(),
+            std::env::var_os("TERM").as_deref(),
+        ),
     };
-    match cli.command {
+    output::status(match cli.command {
         Command::Explain(a) => cmd_analysis::explain(a, color, json),
         Command::Query(a) => cmd_analysis::query(a, color, json),
         Command::Diff(a) => cmd_analysis::diff(a, color, json),
         Command::Graph(a) => cmd_analysis::graph(a, color, json),
         Command::Matrix(a) => cmd_analysis::matrix(a, color, json),
-        Command::Lsp(a) => cmd_lsp::run(a),
+        Command::Lsp(a) => Ok(cmd_lsp::run(a)),
         Command::Fmt(a) => cmd_fmt::run(a, color, json),
-        Command::Run(a) => cmd_run::run(a, color, json),
+        Command::Run(a) => Ok(cmd_run::run(a, color, json)),
         Command::Synth(c) => cmd_synth::run(c),
         Command::Check { file } => check(
             &file,
@@ -175,78 +124,95 @@ fn main() -> ExitCode {
                 json_stdout: true,
             },
         ),
-        Command::Compile {
-            file,
-            target,
-            format,
-            k8s_deny,
-            allow_dns,
-            enforce,
-            table,
-            output,
-        } => {
-            let result = match target {
-                Target::K8s => Lowering::K8s(k8s::Options {
-                    format: match format {
-                        Format::Json => k8s::Format::Json,
-                        Format::Yaml => k8s::Format::Yaml,
-                    },
-                    deny: match k8s_deny {
-                        DenyMode::Error => k8s::DenyMode::Error,
-                        DenyMode::Admin => k8s::DenyMode::Admin,
-                    },
-                    allow_dns,
-                }),
-                Target::Nft => Lowering::Nft(nft::Options {
-                    table,
-                    enforce: match enforce {
-                        Enforce::Fabric => nft::Enforce::Fabric,
-                        Enforce::Endpoint => nft::Enforce::Endpoint,
-                    },
-                }),
-            };
-            compile(
-                &file,
-                result,
-                output.as_deref(),
-                Style {
-                    color,
-                    json,
-                    json_stdout: false,
-                },
-            )
-        }
+        Command::Compile(a) => cmd_compile::run(a, color, json),
+    })
+}
+
+/// Help, version, or a usage error from clap: written with fallible writes (help and version to
+/// standard output, errors to standard error), coloured as clap would.
+fn clap_message(e: &clap::Error) -> ExitCode {
+    let to_stdout = !e.use_stderr();
+    let terminal = if to_stdout {
+        std::io::stdout().is_terminal()
+    } else {
+        std::io::stderr().is_terminal()
+    };
+    let styled = e.render();
+    let text = if gbpc::render::auto_color(
+        terminal,
+        std::env::var_os("NO_COLOR").as_deref(),
+        std::env::var_os("TERM").as_deref(),
+    ) {
+        styled.ansi().to_string()
+    } else {
+        styled.to_string()
+    };
+    let written = if to_stdout {
+        output::out(&text)
+    } else {
+        output::err(&text)
+    };
+    match written {
+        Ok(()) => ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(output::USAGE)),
+        Err(code) => code,
     }
 }
 
-enum Lowering {
-    K8s(k8s::Options),
-    Nft(nft::Options),
+/// A policy as read: its name for messages, its bytes, and the file it came from.
+struct Source {
+    input: output::Input,
+    bytes: Vec<u8>,
 }
 
 /// Read the policy; a usage or I/O problem is exit 2, undecodable text is a diagnostic (exit 1).
-fn read(file: &Path) -> Result<(String, Vec<u8>), ExitCode> {
-    let name = file.display().to_string();
+fn read(file: &Path) -> Result<Source, ExitCode> {
+    read_file(file, false)
+}
+
+/// Read the policy; with `regular_only`, anything but a regular file (a device, a FIFO, standard
+/// input) is refused before a byte is read (`fmt` rewrites what it reads).
+fn read_file(file: &Path, regular_only: bool) -> Result<Source, ExitCode> {
+    let limit = gbpc::syntax::MAX_FILE_BYTES as u64 + 1;
     let mut bytes = Vec::new();
-    let res = if name == "-" {
-        std::io::stdin()
-            .take(gbpc::syntax::MAX_FILE_BYTES as u64 + 1)
-            .read_to_end(&mut bytes)
-            .map(|_| ())
-    } else {
-        std::fs::File::open(file).and_then(|f| {
-            f.take(gbpc::syntax::MAX_FILE_BYTES as u64 + 1)
-                .read_to_end(&mut bytes)
-                .map(|_| ())
-        })
-    };
-    match res {
-        Ok(()) => Ok((if name == "-" { "<stdin>".into() } else { name }, bytes)),
-        Err(e) => {
-            eprintln!("error: cannot read {name}: {e}");
-            Err(ExitCode::from(2))
+    if file.as_os_str() == "-" {
+        let name = "<stdin>".to_string();
+        if let Err(e) = std::io::stdin().take(limit).read_to_end(&mut bytes) {
+            return Err(output::fail(&format!("cannot read standard input: {e}")));
         }
+        let id = output::stdin_identity();
+        return Ok(Source {
+            input: output::Input { name, id },
+            bytes,
+        });
     }
+    let name = file.display().to_string();
+    let cannot = |e: std::io::Error| output::fail(&format!("cannot read {name}: {e}"));
+    let not_regular = || {
+        output::fail(&format!(
+            "{name} is not a regular file: it cannot be rewritten in place (`gbpc fmt - < {name}` \
+             writes the formatted text to standard output)"
+        ))
+    };
+    // Looked at before opening: opening a FIFO would wait for a writer.
+    if regular_only && !std::fs::metadata(file).map_err(cannot)?.is_file() {
+        return Err(not_regular());
+    }
+    let f = std::fs::File::open(file).map_err(cannot)?;
+    let meta = f.metadata().map_err(cannot)?;
+    if meta.is_dir() {
+        return Err(output::fail(&format!(
+            "cannot read {name}: it is a directory"
+        )));
+    }
+    if regular_only && !meta.is_file() {
+        return Err(not_regular());
+    }
+    f.take(limit).read_to_end(&mut bytes).map_err(cannot)?;
+    let id = meta.is_file().then(|| output::Identity::of(&meta));
+    Ok(Source {
+        input: output::Input { name, id },
+        bytes,
+    })
 }
 
 /// How findings are rendered and where they go.
@@ -258,42 +224,66 @@ struct Style {
     json_stdout: bool,
 }
 
-fn report(diags: &[Diagnostic], name: &str, src: &str, style: Style) {
+fn report(diags: &[Diagnostic], name: &str, src: &str, style: Style) -> Result<(), ExitCode> {
     if diags.is_empty() {
-        return;
+        return Ok(());
     }
     if style.json {
         let text = gbpc::render::json(diags, name, src);
-        if style.json_stdout {
-            let _ = std::io::stdout().lock().write_all(text.as_bytes());
+        return if style.json_stdout {
+            output::out(&text)
         } else {
-            let _ = std::io::stderr().lock().write_all(text.as_bytes());
-        }
-        return;
+            output::err(&text)
+        };
     }
-    let text = gbpc::render::terminal(diags, name, src, style.color);
-    let mut err = std::io::stderr().lock();
-    let _ = err.write_all(text.as_bytes());
+    output::err(&gbpc::render::terminal(diags, name, src, style.color))
 }
 
 /// The closing line for people (JSON consumers count the objects instead).
-fn summary_line(style: Style, line: String) {
-    if !style.json {
-        eprintln!("{line}");
+fn summary_line(style: Style, line: String) -> Result<(), ExitCode> {
+    if style.json {
+        return Ok(());
+    }
+    output::err(&(line + "\n"))
+}
+
+/// Report a policy that has errors, with the summary line: the early stop of every command.
+fn reject(checked: &gbpc::model::Checked, name: &str, src: &str, style: Style) -> ExitCode {
+    let written = report(&checked.diagnostics(), name, src, style).and_then(|()| {
+        summary_line(
+            style,
+            format!(
+                "{name}: {}",
+                gbpc::render::summary(checked.errors.len(), checked.warnings.len())
+            ),
+        )
+    });
+    match written {
+        Ok(()) => ExitCode::from(1),
+        Err(code) => code,
     }
 }
 
 /// Parse and check; on failure, report and return the exit code.
 fn load(file: &Path, style: Style) -> Result<(String, String, gbpc::model::Checked), ExitCode> {
-    let (name, bytes) = read(file)?;
+    load_source(read(file)?, style)
+}
+
+/// Decode and check what [`read`] read.
+fn load_source(
+    source: Source,
+    style: Style,
+) -> Result<(String, String, gbpc::model::Checked), ExitCode> {
+    let Source { input, bytes } = source;
+    let name = input.name;
     let src = match gbpc::syntax::decode(&bytes) {
         Ok(s) => s.to_string(),
         Err(d) => {
             let lossy =
                 String::from_utf8_lossy(&bytes[..bytes.len().min(gbpc::syntax::MAX_FILE_BYTES)])
                     .into_owned();
-            report(&[d], &name, &lossy, style);
-            summary_line(style, format!("{name}: {}", gbpc::render::summary(1, 0)));
+            report(&[d], &name, &lossy, style)?;
+            summary_line(style, format!("{name}: {}", gbpc::render::summary(1, 0)))?;
             return Err(ExitCode::from(1));
         }
     };
@@ -301,137 +291,37 @@ fn load(file: &Path, style: Style) -> Result<(String, String, gbpc::model::Check
     Ok((name, src, checked))
 }
 
-fn check(file: &Path, style: Style) -> ExitCode {
-    let (name, src, checked) = match load(file, style) {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
-    report(&checked.diagnostics(), &name, &src, style);
-    let p = &checked.policy;
-    if checked.ok() && style.json {
-        ExitCode::SUCCESS
-    } else if checked.ok() {
-        println!(
-            "{name}: ok: {}, {}, {}, {}; {} ({})",
-            count(p.tenants.len(), "tenant"),
-            count(
-                p.groups
-                    .iter()
-                    .filter(|g| g.kind != gbpc::model::GroupKind::Any)
-                    .count(),
-                "group"
-            ),
-            count(p.contracts.len(), "contract"),
-            count(p.endpoints.len(), "endpoint"),
-            match p.asserts.len() {
-                1 => "1 assertion holds".to_string(),
-                n => format!("{n} assertions hold"),
-            },
-            gbpc::render::summary(0, checked.warnings.len()),
-        );
-        ExitCode::SUCCESS
-    } else {
-        summary_line(
-            style,
-            format!(
-                "{name}: {}",
-                gbpc::render::summary(checked.errors.len(), checked.warnings.len())
-            ),
-        );
-        ExitCode::from(1)
+fn check(file: &Path, style: Style) -> output::Outcome {
+    let (name, src, checked) = load(file, style)?;
+    if !checked.ok() {
+        return Err(reject(&checked, &name, &src, style));
     }
+    report(&checked.diagnostics(), &name, &src, style)?;
+    if style.json {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let p = &checked.policy;
+    output::out(&format!(
+        "{name}: ok: {}, {}, {}, {}; {} ({})\n",
+        count(p.tenants.len(), "tenant"),
+        count(
+            p.groups
+                .iter()
+                .filter(|g| g.kind != gbpc::model::GroupKind::Any)
+                .count(),
+            "group"
+        ),
+        count(p.contracts.len(), "contract"),
+        count(p.endpoints.len(), "endpoint"),
+        match p.asserts.len() {
+            1 => "1 assertion holds".to_string(),
+            n => format!("{n} assertions hold"),
+        },
+        gbpc::render::summary(0, checked.warnings.len()),
+    ))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn count(n: usize, what: &str) -> String {
     format!("{n} {what}{}", if n == 1 { "" } else { "s" })
-}
-
-fn compile(file: &Path, lowering: Lowering, output: Option<&Path>, style: Style) -> ExitCode {
-    let (name, src, checked) = match load(file, style) {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
-    if !checked.ok() {
-        report(&checked.diagnostics(), &name, &src, style);
-        summary_line(
-            style,
-            format!(
-                "{name}: {}",
-                gbpc::render::summary(checked.errors.len(), checked.warnings.len())
-            ),
-        );
-        return ExitCode::from(1);
-    }
-    let result = match &lowering {
-        Lowering::K8s(o) => k8s::lower(&checked.policy, o),
-        Lowering::Nft(o) => nft::lower(&checked.policy, o),
-    };
-    let lowered = match result {
-        Ok(l) => l,
-        Err(errors) => {
-            let mut all = errors.clone();
-            all.extend(checked.warnings.iter().cloned());
-            gbpc::diag::sort(&mut all);
-            report(&all, &name, &src, style);
-            summary_line(
-                style,
-                format!(
-                    "{name}: {}",
-                    gbpc::render::summary(errors.len(), checked.warnings.len())
-                ),
-            );
-            return ExitCode::from(1);
-        }
-    };
-    let mut warnings: Vec<Diagnostic> = checked
-        .warnings
-        .iter()
-        .chain(&lowered.warnings)
-        .cloned()
-        .collect();
-    gbpc::diag::sort(&mut warnings);
-    report(&warnings, &name, &src, style);
-    match output {
-        None => {
-            let mut out = std::io::stdout().lock();
-            if out
-                .write_all(lowered.text.as_bytes())
-                .and_then(|_| out.flush())
-                .is_err()
-            {
-                return ExitCode::from(2);
-            }
-        }
-        Some(path) => {
-            if let Err(e) = write_atomically(path, lowered.text.as_bytes()) {
-                eprintln!("error: cannot write {}: {e}", path.display());
-                return ExitCode::from(2);
-            }
-        }
-    }
-    ExitCode::SUCCESS
-}
-
-/// Write to a temporary file beside `path`, then rename over it: readers see the old file or
-/// the whole new one, never a part.
-fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    // A temporary file is private (0600); the result gets the mode a plainly created file
-    // would have, or keeps the mode of the file it replaces.
-    let mode = match std::fs::metadata(path) {
-        Ok(m) => m.permissions(),
-        Err(_) => {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::Permissions::from_mode(0o644)
-        }
-    };
-    tmp.as_file().set_permissions(mode)?;
-    tmp.write_all(data)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
 }

@@ -38,6 +38,20 @@ impl miette::Diagnostic for WithSource<'_> {
     }
 }
 
+/// Whether to colour when the user left it to gbpc (`--color auto`): only on a terminal, and
+/// not when `NO_COLOR` is set to a non-empty value (no-color.org: set but empty does not count)
+/// or the terminal cannot show colour (`TERM` unset or `dumb`, as clap's own help decides).
+/// The inputs are passed in (not read here) so the decision can be tested.
+pub fn auto_color(
+    is_terminal: bool,
+    no_color: Option<&std::ffi::OsStr>,
+    term: Option<&std::ffi::OsStr>,
+) -> bool {
+    let no_color = no_color.is_some_and(|v| !v.is_empty());
+    let dumb = term.is_none_or(|t| t.is_empty() || t == "dumb");
+    is_terminal && !no_color && !dumb
+}
+
 /// Render diagnostics for a terminal (or, with `color: false`, for logs and snapshots).
 pub fn terminal(diags: &[Diagnostic], file_name: &str, src: &str, color: bool) -> String {
     let theme = if color {

@@ -9,7 +9,7 @@ use std::time::Instant;
 use gbpc::lower::{k8s, nft};
 use gbpc::synth::{self, Size};
 
-use crate::nft::kernel_ready;
+use crate::support::kernel_ready;
 
 /// Every generated policy (200 of the default size, 50 large) checks without errors and
 /// compiles for nftables and for Kubernetes (denies as AdminNetworkPolicy) without errors; the

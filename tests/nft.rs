@@ -16,8 +16,9 @@
 //! neighbour discovery in the per-endpoint chains), the kernel's behaviour is stated in
 //! [`expected_kernel`], counted apart and printed: the evaluator does not model it yet.
 //!
-//! `nft` must be installed (CI installs it). Only a kernel without nf_tables skips, with a
-//! message.
+//! As root, `nft` must be installed (CI installs it). Without root, or on a kernel without
+//! nf_tables, each kernel test skips with one line (`tests/support.rs`); `.ci/run` makes a skip a
+//! failure.
 
 // Tests fail by panicking; these lints are for the library.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -40,36 +41,9 @@ use serde_json::Value;
 
 // ---- the environment ---------------------------------------------------------------------
 
-/// Whether nf_tables can be used here. Panics when `nft` or `unshare` is missing or a new
-/// network namespace cannot be made; false (with a message) only when the kernel lacks
-/// nf_tables.
-pub(crate) fn kernel_ready() -> bool {
-    static READY: OnceLock<bool> = OnceLock::new();
-    *READY.get_or_init(|| {
-        if let Err(e) = Command::new("nft").arg("--version").output() {
-            panic!(
-                "`nft` cannot be run ({e}): these tests need the nftables command-line tool \
-                 (Debian/Ubuntu: apt-get install nftables)"
-            );
-        }
-        let out = Command::new("unshare")
-            .args(["--net", "nft", "add", "table", "inet", "gbpcprobe"])
-            .output()
-            .unwrap_or_else(|e| panic!("`unshare` cannot be run ({e}); util-linux is needed"));
-        if out.status.success() {
-            return true;
-        }
-        let err = String::from_utf8_lossy(&out.stderr);
-        if err.contains("Operation not supported") {
-            eprintln!("SKIPPED: this kernel has no nf_tables ({})", err.trim());
-            return false;
-        }
-        panic!(
-            "cannot add an nftables table in a new network namespace (the tests run as root): {}",
-            err.trim()
-        )
-    })
-}
+/// Whether the kernel tests can run (root, `nft`, nf_tables); otherwise the test skips with one
+/// line (a failure under `GBPC_REQUIRE_ROOT_TESTS=1`, as in CI). See `tests/support.rs`.
+pub(crate) use crate::support::kernel_ready;
 
 /// Run a shell script (`sh -ec`) in a new, anonymous network namespace; its `$1...` are
 /// `args`. Returns stdout, or the exit status and stderr.

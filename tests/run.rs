@@ -3,7 +3,6 @@
 //! caught and named, and nothing of a run is left behind, after a normal end or a SIGKILL.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -152,26 +151,9 @@ fn report_of_made_up_outcomes() {
 /// Real runs one at a time: the leftover checks must not see another run's processes.
 pub static RUNS: Mutex<()> = Mutex::new(());
 
+/// Root, namespaces and nftables, or the test skips with one line (`tests/support.rs`).
 fn can_run() -> bool {
-    let ns = Path::new("/proc/self/ns/net").exists() && Path::new("/proc/self/ns/pid").exists();
-    if !ns {
-        eprintln!("SKIPPED: this kernel has no network or PID namespaces");
-        return false;
-    }
-    let out = Command::new("unshare")
-        .args(["--net", "nft", "add", "table", "inet", "gbpcprobe"])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run unshare/nft ({e}): root with nftables is needed"));
-    if !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("not supported") {
-        eprintln!("SKIPPED: this kernel has no nf_tables");
-        return false;
-    }
-    assert!(
-        out.status.success(),
-        "nft in a new namespace failed (the tests run as root): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    true
+    crate::support::kernel_ready()
 }
 
 fn gbpc(args: &[&str]) -> (i32, String, String) {

@@ -4,6 +4,7 @@
 
 mod analysis;
 mod cases;
+mod cli;
 mod differential;
 mod docs;
 mod fmt;
@@ -12,3 +13,4 @@ mod k8s;
 mod lsp;
 mod nft;
 mod run;
+mod support;

@@ -1,7 +1,6 @@
 //! The analysis subcommands: `explain`, `query`, `diff`, `graph`, `matrix`. Arguments and
 //! rendering choices live here; the answers come from `gbpc::analysis`.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -9,6 +8,7 @@ use clap::{Args, ValueEnum};
 use gbpc::analysis;
 
 use super::Style;
+use super::output::{self, Outcome};
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum TextOrJson {
@@ -112,58 +112,32 @@ fn load_ok(
         }
     };
     if !checked.ok() {
-        super::report(&checked.diagnostics(), &name, &src, st);
-        super::summary_line(
-            st,
-            format!(
-                "{name}: {}",
-                gbpc::render::summary(checked.errors.len(), checked.warnings.len())
-            ),
-        );
-        return Err(ExitCode::from(on_error));
+        let code = super::reject(&checked, &name, &src, st);
+        return Err(if code == ExitCode::from(1) {
+            ExitCode::from(on_error)
+        } else {
+            code
+        });
     }
     Ok((name, src, checked))
 }
 
-/// Write to stdout; a write error (a closed pipe) is exit 2.
-fn write_out(text: &str) -> bool {
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())
-        .and_then(|_| out.flush())
-        .is_ok()
-}
-
-fn emit(text: &str) -> ExitCode {
-    if write_out(text) {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(2)
-    }
+/// The answer on standard output (a write error is exit 2).
+fn emit(text: &str) -> Outcome {
+    output::out(text)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn usage(msg: &str) -> ExitCode {
-    eprintln!("error: {msg}");
-    ExitCode::from(2)
+    output::fail(msg)
 }
 
-pub fn explain(a: ExplainArgs, color: bool, json: bool) -> ExitCode {
-    let (name, src, checked) = match load_ok(&a.file, style(color, json), 1) {
-        Ok(x) => x,
-        Err(c) => return c,
-    };
+pub fn explain(a: ExplainArgs, color: bool, json: bool) -> Outcome {
+    let (name, src, checked) = load_ok(&a.file, style(color, json), 1)?;
     let p = &checked.policy;
-    let from = match analysis::resolve(p, &a.from) {
-        Ok(x) => x,
-        Err(e) => return usage(&format!("--from: {e}")),
-    };
-    let to = match analysis::resolve(p, &a.to) {
-        Ok(x) => x,
-        Err(e) => return usage(&format!("--to: {e}")),
-    };
-    let flow = match analysis::parse_flow(&a.port) {
-        Ok(x) => x,
-        Err(e) => return usage(&format!("--port: {e}")),
-    };
+    let from = analysis::resolve(p, &a.from).map_err(|e| usage(&format!("--from: {e}")))?;
+    let to = analysis::resolve(p, &a.to).map_err(|e| usage(&format!("--to: {e}")))?;
+    let flow = analysis::parse_flow(&a.port).map_err(|e| usage(&format!("--port: {e}")))?;
     let e = analysis::explain::explain(p, from, to, flow);
     emit(&match a.format {
         TextOrJson::Text => analysis::explain::text(&e, &name, &src),
@@ -179,20 +153,11 @@ fn groups_arg(p: &gbpc::model::Policy, text: &str) -> Result<Vec<gbpc::model::Gr
     }
 }
 
-pub fn query(a: QueryArgs, color: bool, json: bool) -> ExitCode {
-    let (_, _, checked) = match load_ok(&a.file, style(color, json), 1) {
-        Ok(x) => x,
-        Err(c) => return c,
-    };
+pub fn query(a: QueryArgs, color: bool, json: bool) -> Outcome {
+    let (_, _, checked) = load_ok(&a.file, style(color, json), 1)?;
     let p = &checked.policy;
-    let from = match groups_arg(p, &a.from) {
-        Ok(x) => x,
-        Err(e) => return usage(&format!("--from: {e}")),
-    };
-    let to = match groups_arg(p, &a.to) {
-        Ok(x) => x,
-        Err(e) => return usage(&format!("--to: {e}")),
-    };
+    let from = groups_arg(p, &a.from).map_err(|e| usage(&format!("--from: {e}")))?;
+    let to = groups_arg(p, &a.to).map_err(|e| usage(&format!("--to: {e}")))?;
     let r = analysis::query::query(p, &from, &to);
     emit(&match a.format {
         TextOrJson::Text => analysis::query::text(p, &r, &from),
@@ -202,46 +167,32 @@ pub fn query(a: QueryArgs, color: bool, json: bool) -> ExitCode {
 
 /// Exit 0 if the versions are equivalent, 1 if not, 2 on usage or I/O errors or when either
 /// version has errors.
-pub fn diff(a: DiffArgs, color: bool, json: bool) -> ExitCode {
+pub fn diff(a: DiffArgs, color: bool, json: bool) -> Outcome {
     let st = style(color, json);
-    let (_, _, old) = match load_ok(&a.old, st, 2) {
-        Ok(x) => x,
-        Err(c) => return c,
-    };
-    let (_, _, new) = match load_ok(&a.new, st, 2) {
-        Ok(x) => x,
-        Err(c) => return c,
-    };
+    let (_, _, old) = load_ok(&a.old, st, 2)?;
+    let (_, _, new) = load_ok(&a.new, st, 2)?;
     let r = analysis::diff::diff(&old.policy, &new.policy);
-    let ok = write_out(&match a.format {
+    output::out(&match a.format {
         TextOrJson::Text => analysis::diff::text(&r),
         TextOrJson::Json => analysis::diff::json(&r),
-    });
-    if !ok {
-        ExitCode::from(2)
-    } else if r.is_empty() {
+    })?;
+    Ok(if r.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
-    }
+    })
 }
 
-pub fn graph(a: GraphArgs, color: bool, json: bool) -> ExitCode {
-    let (_, _, checked) = match load_ok(&a.file, style(color, json), 1) {
-        Ok(x) => x,
-        Err(c) => return c,
-    };
+pub fn graph(a: GraphArgs, color: bool, json: bool) -> Outcome {
+    let (_, _, checked) = load_ok(&a.file, style(color, json), 1)?;
     emit(&match a.format {
         GraphFormat::Dot => analysis::graph::dot(&checked.policy),
         GraphFormat::Mermaid => analysis::graph::mermaid(&checked.policy),
     })
 }
 
-pub fn matrix(a: MatrixArgs, color: bool, json: bool) -> ExitCode {
-    let (name, _, checked) = match load_ok(&a.file, style(color, json), 1) {
-        Ok(x) => x,
-        Err(c) => return c,
-    };
+pub fn matrix(a: MatrixArgs, color: bool, json: bool) -> Outcome {
+    let (name, _, checked) = load_ok(&a.file, style(color, json), 1)?;
     let m = analysis::matrix::matrix(&checked.policy);
     emit(&match a.format {
         MatrixFormat::Text => analysis::matrix::text(&m),

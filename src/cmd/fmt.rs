@@ -1,11 +1,10 @@
 //! `gbpc fmt`: rewrite policies in canonical form (`gbpc::fmt`), or with `--check` say which
 //! would change and how, without writing.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use super::Style;
+use super::{Style, output};
 
 #[derive(clap::Args)]
 pub struct FmtArgs {
@@ -28,7 +27,7 @@ enum Outcome {
     Io,
 }
 
-pub fn run(args: FmtArgs, color: bool, json: bool) -> ExitCode {
+pub fn run(args: FmtArgs, color: bool, json: bool) -> output::Outcome {
     let style = Style {
         color,
         json,
@@ -36,72 +35,66 @@ pub fn run(args: FmtArgs, color: bool, json: bool) -> ExitCode {
     };
     let mut worst = Outcome::Fine;
     for file in &args.files {
-        worst = worst.max(one(file, args.check, style));
+        // A failed write to standard output or error stops here (exit 2); a file that cannot
+        // be read or written is reported and the others are still formatted.
+        worst = worst.max(one(file, args.check, style)?);
     }
-    match worst {
+    Ok(match worst {
         Outcome::Fine => ExitCode::SUCCESS,
         Outcome::Failed => ExitCode::from(1),
         Outcome::Io => ExitCode::from(2),
-    }
+    })
 }
 
-fn one(file: &Path, check: bool, style: Style) -> Outcome {
+fn one(file: &Path, check: bool, style: Style) -> Result<Outcome, ExitCode> {
     let stdin = file.as_os_str() == "-";
-    let Ok((name, bytes)) = super::read(file) else {
-        return Outcome::Io;
+    // Rewriting in place needs a regular file; `--check` only reads.
+    let Ok(source) = super::read_file(file, !check && !stdin) else {
+        return Ok(Outcome::Io);
     };
+    let name = source.input.name.clone();
+    let bytes = source.bytes;
     let src = match gbpc::syntax::decode(&bytes) {
         Ok(s) => s,
         Err(d) => {
             let lossy = String::from_utf8_lossy(&bytes).into_owned();
-            super::report(&[d], &name, &lossy, style);
-            return Outcome::Failed;
+            super::report(&[d], &name, &lossy, style)?;
+            return Ok(Outcome::Failed);
         }
     };
     let formatted = match gbpc::fmt::format(src) {
         Ok(f) => f,
         Err(errors) => {
-            super::report(&errors, &name, src, style);
-            if !style.json {
-                eprintln!("{name}: {}", gbpc::render::summary(errors.len(), 0));
-            }
-            return Outcome::Failed;
+            super::report(&errors, &name, src, style)?;
+            super::summary_line(
+                style,
+                format!("{name}: {}", gbpc::render::summary(errors.len(), 0)),
+            )?;
+            return Ok(Outcome::Failed);
         }
     };
     if check {
         if formatted == src {
-            return Outcome::Fine;
+            return Ok(Outcome::Fine);
         }
-        let mut out = std::io::stdout().lock();
-        let _ = write!(out, "{}", diff(&name, src, &formatted));
-        let _ = out.flush();
-        return Outcome::Failed;
+        output::out(&diff(&name, src, &formatted))?;
+        return Ok(Outcome::Failed);
     }
     if stdin {
-        let mut out = std::io::stdout().lock();
-        return match out
-            .write_all(formatted.as_bytes())
-            .and_then(|_| out.flush())
-        {
-            Ok(()) => Outcome::Fine,
-            Err(e) => {
-                eprintln!("error: cannot write to standard output: {e}");
-                Outcome::Io
-            }
-        };
+        output::out(&formatted)?;
+        return Ok(Outcome::Fine);
     }
     if formatted == src {
-        return Outcome::Fine;
+        return Ok(Outcome::Fine);
     }
-    // Write through a symbolic link to the file it names, not over the link.
-    let target = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
-    match super::write_atomically(&target, formatted.as_bytes()) {
+    // Through a symbolic link to the file it names, and only the file that was read.
+    let Some(id) = source.input.id else {
+        return Ok(Outcome::Io);
+    };
+    Ok(match output::rewrite(file, formatted.as_bytes(), id) {
         Ok(()) => Outcome::Fine,
-        Err(e) => {
-            eprintln!("error: cannot write {}: {e}", file.display());
-            Outcome::Io
-        }
-    }
+        Err(_) => Outcome::Io,
+    })
 }
 
 /// Lines of context around each change, and how many changes are shown.

@@ -22,13 +22,11 @@ pub fn run(args: LspArgs) -> ExitCode {
     match (outcome, io_result) {
         (Ok(gbpc::lsp::Exit::Clean), Ok(())) => ExitCode::SUCCESS,
         (Ok(gbpc::lsp::Exit::WithoutShutdown), Ok(())) => ExitCode::from(1),
-        (Ok(_), Err(e)) | (Err(_), Err(e)) => {
-            eprintln!("gbpc lsp: {e}");
-            ExitCode::from(2)
+        // The client went away (a closed pipe): exit 2 quietly, as every command does.
+        (Ok(_), Err(e)) | (Err(_), Err(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            ExitCode::from(super::output::USAGE)
         }
-        (Err(e), Ok(())) => {
-            eprintln!("gbpc lsp: {e}");
-            ExitCode::from(2)
-        }
+        (Ok(_), Err(e)) | (Err(_), Err(e)) => super::output::fail(&format!("gbpc lsp: {e}")),
+        (Err(e), Ok(())) => super::output::fail(&format!("gbpc lsp: {e}")),
     }
 }

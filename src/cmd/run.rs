@@ -59,8 +59,7 @@ pub struct RunArgs {
 }
 
 fn cannot_run(what: &str, message: &str) -> ExitCode {
-    eprintln!("error: gbpc run cannot run ({what}): {message}");
-    ExitCode::from(2)
+    super::output::fail(&format!("gbpc run cannot run ({what}): {message}"))
 }
 
 pub fn run(args: RunArgs, color: bool, json_diags: bool) -> ExitCode {
@@ -86,15 +85,7 @@ pub fn run(args: RunArgs, color: bool, json_diags: bool) -> ExitCode {
         Err(code) => return code,
     };
     if !checked.ok() {
-        super::report(&checked.diagnostics(), &name, &src, style);
-        super::summary_line(
-            style,
-            format!(
-                "{name}: {}",
-                gbpc::render::summary(checked.errors.len(), checked.warnings.len())
-            ),
-        );
-        return ExitCode::from(1);
+        return super::reject(&checked, &name, &src, style);
     }
     let p = &checked.policy;
     let (enforce, nft_enforce) = match args.enforce {
@@ -108,8 +99,10 @@ pub fn run(args: RunArgs, color: bool, json_diags: bool) -> ExitCode {
     let lowered = match nft::lower(p, &options) {
         Ok(l) => l,
         Err(errors) => {
-            super::report(&errors, &name, &src, style);
-            return ExitCode::from(1);
+            return match super::report(&errors, &name, &src, style) {
+                Ok(()) => ExitCode::from(1),
+                Err(code) => code,
+            };
         }
     };
     let mut script = lowered.text;
@@ -159,7 +152,7 @@ pub fn run(args: RunArgs, color: bool, json_diags: bool) -> ExitCode {
     };
     let results = host::launch(&job, &mut progress);
     if shown {
-        eprint!("\r\x1b[2K");
+        let _ = super::output::err("\r\x1b[2K");
     }
     let results = match results {
         Ok(r) => r,
@@ -186,13 +179,8 @@ pub fn run(args: RunArgs, color: bool, json_diags: bool) -> ExitCode {
             s
         }
     };
-    let mut out = std::io::stdout().lock();
-    if out
-        .write_all(text.as_bytes())
-        .and_then(|_| out.flush())
-        .is_err()
-    {
-        return ExitCode::from(2);
+    if let Err(code) = super::output::out(&text) {
+        return code;
     }
     if findings.ok() {
         ExitCode::SUCCESS

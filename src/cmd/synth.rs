@@ -2,8 +2,10 @@
 //! Kubernetes Pods and Namespaces of a policy's endpoints, and the evaluator's allowed ports
 //! between its internal endpoints. Used by scripts/nca-diff.sh; not part of the documented CLI.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+use super::output;
 
 #[derive(clap::Subcommand)]
 pub enum SynthCommand {
@@ -26,7 +28,7 @@ pub enum SynthCommand {
     EvalMatrix { file: PathBuf },
 }
 
-pub fn run(cmd: SynthCommand) -> ExitCode {
+pub fn run(cmd: SynthCommand) -> output::Outcome {
     match cmd {
         SynthCommand::Synth { seed, small, large } => {
             let size = if small {
@@ -36,30 +38,25 @@ pub fn run(cmd: SynthCommand) -> ExitCode {
             } else {
                 gbpc::synth::Size::DEFAULT
             };
-            print!("{}", gbpc::synth::policy(seed, size));
-            ExitCode::SUCCESS
+            output::out(&gbpc::synth::policy(seed, size))?;
+            Ok(ExitCode::SUCCESS)
         }
         SynthCommand::K8sFixture { file } => with_policy(&file, gbpc::synth::k8s_fixture),
         SynthCommand::EvalMatrix { file } => with_policy(&file, gbpc::synth::eval_matrix),
     }
 }
 
-fn with_policy(file: &PathBuf, f: fn(&gbpc::model::Policy) -> String) -> ExitCode {
-    let src = match std::fs::read_to_string(file) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("gbpc: {}: {e}", file.display());
-            return ExitCode::from(2);
-        }
-    };
+fn with_policy(file: &Path, f: fn(&gbpc::model::Policy) -> String) -> output::Outcome {
+    let src = std::fs::read_to_string(file)
+        .map_err(|e| output::fail(&format!("{}: {e}", file.display())))?;
     let checked = gbpc::check_source(&src);
     if !checked.ok() {
-        eprintln!(
-            "gbpc: {}: the policy has errors (run `gbpc check`)",
+        output::err(&format!(
+            "error: {}: the policy has errors (run `gbpc check`)\n",
             file.display()
-        );
-        return ExitCode::from(1);
+        ))?;
+        return Err(ExitCode::from(1));
     }
-    println!("{}", f(&checked.policy));
-    ExitCode::SUCCESS
+    output::out(&(f(&checked.policy) + "\n"))?;
+    Ok(ExitCode::SUCCESS)
 }
