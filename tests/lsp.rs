@@ -64,8 +64,25 @@ fn read_message(r: &mut impl BufRead) -> Option<Value> {
 
 impl Server {
     fn start() -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_gbpc"))
-            .arg("lsp")
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gbpc"));
+        cmd.arg("lsp");
+        Server::spawn(cmd)
+    }
+
+    /// `gbpc lsp` whose address space is limited to `mib` MiB (`ulimit -v`): an attempt to
+    /// allocate what a header announces fails in the server, not on the machine.
+    fn start_limited(mib: u64) -> Server {
+        let mut cmd = Command::new("sh");
+        cmd.args([
+            "-c",
+            &format!("ulimit -v {} && exec \"$0\" lsp", mib * 1024),
+            env!("CARGO_BIN_EXE_gbpc"),
+        ]);
+        Server::spawn(cmd)
+    }
+
+    fn spawn(mut cmd: Command) -> Server {
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -103,13 +120,48 @@ impl Server {
 
     fn send(&mut self, msg: &Value) {
         let body = msg.to_string();
+        self.send_raw(format!("Content-Length: {}\r\n\r\n{body}", body.len()).as_bytes());
+    }
+
+    /// Bytes as they are, framing included.
+    fn send_raw(&mut self, bytes: &[u8]) {
         let stdin = self
             .stdin
             .as_mut()
             .unwrap_or_else(|| panic!("stdin closed"));
-        write!(stdin, "Content-Length: {}\r\n\r\n{body}", body.len())
+        stdin
+            .write_all(bytes)
             .and_then(|_| stdin.flush())
             .unwrap_or_else(|e| panic!("cannot write to the server: {e}"));
+    }
+
+    /// The next message that is not a notification (an answer, possibly with id null).
+    fn answer(&mut self) -> Value {
+        loop {
+            let msg = self.recv();
+            if msg.get("method").is_none() {
+                return msg;
+            }
+            self.queued.push(msg);
+        }
+    }
+
+    /// A field of /proc/PID/status in bytes (VmRSS, VmHWM).
+    fn status(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_else(|e| panic!("cannot read the server's status: {e}"));
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+            .unwrap_or_else(|| panic!("no {field} in {status}"))
+    }
+
+    /// Close stdin without `exit` and wait for the exit status.
+    fn hang_up(mut self) -> i32 {
+        self.stdin.take();
+        self.wait()
     }
 
     fn notify(&mut self, method: &str, params: Value) {
@@ -180,6 +232,10 @@ impl Server {
     fn exit(mut self) -> i32 {
         self.notify("exit", Value::Null);
         self.stdin.take();
+        self.wait()
+    }
+
+    fn wait(&mut self) -> i32 {
         let start = Instant::now();
         loop {
             match self.child.try_wait() {
@@ -348,10 +404,11 @@ fn lsp_diagnostics_follow_edits() {
     assert_eq!(s.shutdown_and_exit(), 0);
 }
 
-/// A burst of edits: requests answer on the latest text, and the last diagnostics published
-/// are those of the last version (intermediate versions may be skipped).
+/// A burst of edits: the last diagnostics published are those of the last version, and the
+/// outline (which waits for the check of the latest text) and a hover after it see the latest
+/// text.
 #[test]
-fn lsp_requests_see_the_latest_edit() {
+fn lsp_requests_after_a_burst_see_the_latest_edit() {
     let (mut s, _) = Server::initialized(json!({}));
     s.open(FIXED);
     for v in 2..=40 {
@@ -364,17 +421,285 @@ fn lsp_requests_see_the_latest_edit() {
             }),
         );
     }
-    // Version 40 is BROKEN: `htps` is a reference there (in FIXED the line reads `https`).
-    let hover = s.result("textDocument/hover", at(BROKEN, "htps", 0, 1));
-    let text = hover["contents"]["value"].as_str().unwrap_or("");
-    assert!(text.contains("`htps` is not defined"), "{hover}");
+    // Version 40 is BROKEN: its subject permits `htps`, FIXED's `https`.
+    let outline = s.result(
+        "textDocument/documentSymbol",
+        json!({ "textDocument": { "uri": URI } }),
+    );
+    assert!(outline.to_string().contains("permit htps"), "{outline}");
     let mut last = Value::Null;
     while last["version"] != 40 {
         last = s.notification("textDocument/publishDiagnostics");
         assert!(last["version"].as_i64().unwrap_or(0) <= 40, "{last}");
     }
     assert!(codes(&last).contains(&"gbpc::E001".to_string()), "{last}");
+    // `htps` is a reference in BROKEN (in FIXED the line reads `https`).
+    let hover = s.result("textDocument/hover", at(BROKEN, "htps", 0, 1));
+    let text = hover["contents"]["value"].as_str().unwrap_or("");
+    assert!(text.contains("`htps` is not defined"), "{hover}");
     assert_eq!(s.shutdown_and_exit(), 0);
+}
+
+/// A policy of `n` groups in one tenant (as scripts/gen-policy.py makes them): large enough
+/// that checking it takes a while.
+fn big_policy(n: usize) -> String {
+    let mut out = String::from("tenant scale {\n  filter web { tcp 80 }\n");
+    for k in 0..n {
+        out.push_str(&format!("  contract c{k} {{ subject s permit web }}\n"));
+    }
+    for i in 0..n {
+        out.push_str(&format!(
+            "  group g{i} {{\n    select app=g{i}\n    address 198.18.{}.{}/30\n    endpoint e{i} 198.18.{}.{}\n    provides c{i}\n    consumes c{}\n  }}\n",
+            i / 64,
+            (i % 64) * 4,
+            i / 64,
+            (i % 64) * 4 + 1,
+            (i + 1) % n
+        ));
+    }
+    out.push_str("}\n");
+    out
+}
+
+/// Keystrokes sent back to back on a large policy: only the latest version is checked and
+/// published, a hover is answered (from the previous check, positions mapped) while the check
+/// runs instead of after it, and an outline request waiting for the check can be cancelled.
+#[test]
+fn lsp_a_burst_of_edits_is_checked_once_and_hovers_do_not_wait() {
+    let text = big_policy(1000);
+    let (mut s, _) = Server::initialized(json!({}));
+    assert_eq!(codes(&s.open(&text)), Vec::<String>::new());
+    // Typing into a comment at the end; the groups above do not move.
+    let last = 21;
+    for v in 2..=last {
+        let typed = format!("{text}# {}", "x".repeat(v as usize));
+        s.notify(
+            "textDocument/didChange",
+            json!({
+                "textDocument": { "uri": URI, "version": v },
+                "contentChanges": [{ "text": typed }],
+            }),
+        );
+    }
+    let hover = s.result("textDocument/hover", at(&text, "group g1 ", 0, 6));
+    let published = |s: &Server| {
+        s.queued
+            .iter()
+            .filter(|m| m["method"] == "textDocument/publishDiagnostics")
+            .map(|m| m["params"]["version"].clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        published(&s),
+        Vec::<Value>::new(),
+        "the hover waited for the check"
+    );
+    let value = hover["contents"]["value"].as_str().unwrap_or("");
+    assert!(value.starts_with("**group** `scale/g1`"), "{hover}");
+    assert_eq!(hover["range"]["start"], pos(&text, "group g1 ", 0, 6));
+    // In the text being typed there is nothing to answer from yet.
+    let typed_at = json!({ "line": text.lines().count(), "character": 4 });
+    let inside = s.result(
+        "textDocument/hover",
+        json!({ "textDocument": { "uri": URI }, "position": typed_at }),
+    );
+    assert_eq!(inside, Value::Null);
+    // The outline waits for the check of the latest text; cancelled, it is answered at once.
+    let id = s.next_id;
+    s.next_id += 1;
+    s.send(
+        &json!({ "jsonrpc": "2.0", "id": id, "method": "textDocument/documentSymbol",
+        "params": { "textDocument": { "uri": URI } } }),
+    );
+    s.notify("$/cancelRequest", json!({ "id": id }));
+    let cancelled = s.answer();
+    assert_eq!(cancelled["id"], id, "{cancelled}");
+    assert_eq!(cancelled["error"]["code"], -32800, "{cancelled}");
+    assert_eq!(published(&s), Vec::<Value>::new());
+    // Only the last version's diagnostics are published, and nothing after them.
+    let diags = s.notification("textDocument/publishDiagnostics");
+    assert_eq!(diags["version"], last, "{diags}");
+    let down = s.request("shutdown", Value::Null);
+    assert!(down.get("error").is_none(), "{down}");
+    assert_eq!(published(&s), Vec::<Value>::new());
+    assert_eq!(s.exit(), 0);
+}
+
+/// Memory per open document: the analysis keeps the text, the diagnostics, a compact name
+/// index and the outline, and the checked model only for the few most recently used
+/// documents; not the syntax tree and a model per document (scripts/bench-lsp.sh prints the
+/// figures).
+#[test]
+fn lsp_open_documents_keep_little_memory() {
+    let text = big_policy(300);
+    let (mut s, _) = Server::initialized(json!({}));
+    // One document first, so that the allocator's pools are set up before measuring.
+    let uri = |d: usize| format!("file:///work/copy{d}.gbp");
+    let open = |s: &mut Server, d: usize| {
+        s.notify(
+            "textDocument/didOpen",
+            json!({ "textDocument": { "uri": uri(d), "languageId": "gbp", "version": 1, "text": text } }),
+        );
+    };
+    open(&mut s, 0);
+    s.notification("textDocument/publishDiagnostics");
+    let before = s.status("VmRSS");
+    let docs = 16;
+    for d in 1..=docs {
+        open(&mut s, d);
+    }
+    for _ in 1..=docs {
+        s.notification("textDocument/publishDiagnostics");
+    }
+    // A hover on a document whose model was dropped has it rebuilt.
+    let hover = s.result(
+        "textDocument/hover",
+        json!({ "textDocument": { "uri": uri(1) }, "position": pos(&text, "group g7 ", 0, 6) }),
+    );
+    assert!(hover.to_string().contains("g7"), "{hover}");
+    let per_doc = s.status("VmRSS").saturating_sub(before) / docs as u64;
+    // Resident memory, allocator slack included: 10 to 23 times the text now, 56 before.
+    let limit = 35 * text.len() as u64;
+    assert!(
+        per_doc < limit,
+        "{per_doc} bytes per open document of {} bytes (limit {limit})",
+        text.len()
+    );
+    assert_eq!(s.shutdown_and_exit(), 0);
+}
+
+/// A Content-Length far beyond the limit is answered at once and the body is not stored: the
+/// server, limited to 1 GiB of address space, stays small. The input then ends inside the
+/// announced body: the framing is lost, and the server stops with status 2.
+#[test]
+fn lsp_huge_content_length_is_refused_without_allocating() {
+    for huge in ["1000000000000000", "4000000000"] {
+        let mut s = Server::start_limited(1024);
+        s.result("initialize", json!({ "capabilities": {} }));
+        s.send_raw(format!("Content-Length: {huge}\r\n\r\n{{}}").as_bytes());
+        let answer = s.answer();
+        assert_eq!(answer["id"], Value::Null, "{answer}");
+        assert_eq!(answer["error"]["code"], -32600, "{answer}");
+        let shown = s.notification("window/showMessage");
+        assert!(
+            shown["message"].as_str().unwrap_or("").contains(huge),
+            "{shown}"
+        );
+        // 16 MiB of the body: read (the pipe holds 64 KiB) and dropped.
+        s.send_raw(&vec![b' '; 16 << 20]);
+        let peak = s.status("VmHWM");
+        assert!(peak < 100 << 20, "{huge}: the server grew to {peak} bytes");
+        assert_eq!(s.hang_up(), 2, "{huge}");
+    }
+}
+
+/// What is not one JSON-RPC message gets the JSON-RPC error, and the server goes on: a body
+/// that is not JSON (-32700), a batch, something that is no message, and request ids that
+/// are neither 32-bit integers nor strings (-32600, id null).
+#[test]
+fn lsp_malformed_messages_get_errors_and_the_server_goes_on() {
+    let (mut s, _) = Server::initialized(json!({}));
+    s.open(POLICY);
+    let mut t = Transcript(String::new());
+    for (what, body) in [
+        ("not JSON", b"{\"jsonrpc\": \"2.0\", \"id\": 1,".to_vec()),
+        ("not UTF-8", b"{\"method\": \"\xff\"}".to_vec()),
+        ("plain text", b"hello".to_vec()),
+        (
+            "a batch",
+            br#"[{"jsonrpc":"2.0","id":90,"method":"shutdown"}]"#.to_vec(),
+        ),
+        ("an empty batch", b"[]".to_vec()),
+        ("a number", b"42".to_vec()),
+        ("an empty object", b"{}".to_vec()),
+        (
+            "id 1.5",
+            br#"{"jsonrpc":"2.0","id":1.5,"method":"shutdown"}"#.to_vec(),
+        ),
+        (
+            "id 2^70",
+            br#"{"jsonrpc":"2.0","id":1180591620717411303424,"method":"shutdown"}"#.to_vec(),
+        ),
+        (
+            "id 2^31",
+            br#"{"jsonrpc":"2.0","id":2147483648,"method":"shutdown"}"#.to_vec(),
+        ),
+        (
+            "id null",
+            br#"{"jsonrpc":"2.0","id":null,"method":"shutdown"}"#.to_vec(),
+        ),
+        (
+            "id true",
+            br#"{"jsonrpc":"2.0","id":true,"method":"shutdown"}"#.to_vec(),
+        ),
+        (
+            "a method that is not a string",
+            br#"{"jsonrpc":"2.0","id":91,"method":7}"#.to_vec(),
+        ),
+        (
+            "a request without a method",
+            br#"{"jsonrpc":"2.0","id":92}"#.to_vec(),
+        ),
+    ] {
+        let mut framed = format!("Content-Length: {}\r\n\r\n", body.len()).into_bytes();
+        framed.extend_from_slice(&body);
+        s.send_raw(&framed);
+        let answer = s.answer();
+        t.add(what, &answer);
+        // Every one is answered, and none of the `shutdown`s above was taken.
+        let still = s.result("textDocument/hover", at(POLICY, "db1 tcp", 0, 0));
+        assert!(still.is_object(), "{what}: {still}");
+    }
+    snapshot("lsp-malformed-messages", &t.0);
+    assert_eq!(s.shutdown_and_exit(), 0);
+}
+
+/// Framing errors: a body shorter than announced and then the end of the input, or a header
+/// without Content-Length: a Parse error, and the server stops with status 2 (it cannot find
+/// the next message). Header lines it can skip do not stop it.
+#[test]
+fn lsp_lost_framing_ends_the_session_with_status_2() {
+    for (what, bytes) in [
+        ("a short body", "Content-Length: 100\r\n\r\n{\"jsonrpc\":"),
+        (
+            "no Content-Length",
+            "Content-Type: application/vscode-jsonrpc\r\n\r\n{}",
+        ),
+        ("a header cut off", "Content-Len"),
+    ] {
+        let (mut s, _) = Server::initialized(json!({}));
+        s.send_raw(bytes.as_bytes());
+        if what != "no Content-Length" {
+            s.stdin.take();
+        }
+        let answer = s.answer();
+        assert_eq!(answer["error"]["code"], -32700, "{what}: {answer}");
+        assert_eq!(answer["id"], Value::Null, "{what}: {answer}");
+        assert_eq!(s.hang_up(), 2, "{what}");
+    }
+    // An unknown header field and a bad Content-Type: the message is refused, not the session.
+    let (mut s, _) = Server::initialized(json!({}));
+    let body = r#"{"jsonrpc":"2.0","id":5,"method":"shutdown"}"#;
+    s.send_raw(
+        format!(
+            "X-Editor: test\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    let answer = s.answer();
+    assert_eq!(answer["error"]["code"], -32700, "{answer}");
+    s.send_raw(
+        format!(
+            "content-length: {}\r\ncontent-type: application/vscode-jsonrpc; charset=utf-8\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    let answer = s.answer();
+    assert_eq!(answer["id"], 5, "{answer}");
+    assert_eq!(answer["result"], Value::Null, "{answer}");
+    assert_eq!(s.exit(), 0);
 }
 
 #[test]

@@ -8,10 +8,8 @@
 //! the user is usually in the middle of typing one. A declaration keyword at the start of a
 //! line closes an unclosed block, as the parser's error recovery does.
 
-use super::doc::Doc;
-use super::index::Kind;
+use super::index::{Index, Kind};
 use crate::diag::Span;
-use crate::syntax::ast;
 
 /// What a candidate is, for the editor's icon.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,9 +26,11 @@ pub struct Candidate {
     pub detail: String,
 }
 
-/// The candidates at `offset`, and the span of the partly typed word they replace.
-pub fn complete(doc: &Doc, offset: usize) -> (Span, Vec<Candidate>) {
-    let text = doc.text.get(..offset).unwrap_or("");
+/// The candidates at `offset` of `src`, and the span of the partly typed word they replace.
+/// The names come from `index`, which may be that of an earlier version of the text (the
+/// cursor's context is always read from `src`).
+pub fn complete(src: &str, index: &Index, offset: usize) -> (Span, Vec<Candidate>) {
+    let text = src.get(..offset).unwrap_or("");
     let start = text
         .char_indices()
         .rev()
@@ -38,11 +38,11 @@ pub fn complete(doc: &Doc, offset: usize) -> (Span, Vec<Candidate>) {
         .last()
         .map_or(offset, |(i, _)| i);
     let replace = Span::new(start, offset);
-    let Some(toks) = doc.text.get(..start).and_then(lex) else {
+    let Some(toks) = src.get(..start).and_then(lex) else {
         return (replace, Vec::new()); // inside a comment or a string
     };
     let ctx = walk(&toks);
-    (replace, candidates(doc, &ctx))
+    (replace, candidates(index, &ctx))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -263,7 +263,7 @@ fn keywords(words: &[&str]) -> Vec<Candidate> {
         .collect()
 }
 
-fn candidates(doc: &Doc, ctx: &Context<'_>) -> Vec<Candidate> {
+fn candidates(index: &Index, ctx: &Context<'_>) -> Vec<Candidate> {
     let stmt = ctx.stmt.as_slice();
     let first = word(stmt.first());
     let last = stmt.last().copied();
@@ -279,13 +279,15 @@ fn candidates(doc: &Doc, ctx: &Context<'_>) -> Vec<Candidate> {
             Some("global" | "filter" | "contract" | "any") => Vec::new(),
             Some(kind @ ("group" | "external")) => match stmt.len() {
                 1 => Vec::new(),
-                _ if last == Some(T::Word("extends")) => parents(doc, ctx, kind, word(stmt.get(1))),
+                _ if last == Some(T::Word("extends")) => {
+                    parents(index, ctx, kind, word(stmt.get(1)))
+                }
                 _ if kind == "group" => keywords(&["isolated", "extends"]),
                 _ => keywords(&["extends"]),
             },
             Some("assert") => match stmt.len() {
-                1 => endpoints(doc, ctx),
-                _ if last == Some(T::Arrow) => endpoints(doc, ctx),
+                1 => endpoints(index, ctx),
+                _ if last == Some(T::Arrow) => endpoints(index, ctx),
                 4 => keywords(PROTOCOLS),
                 5 => keywords(&["allow", "deny"]),
                 n if n >= 6 => keywords(TENANT_ITEMS),
@@ -309,8 +311,8 @@ fn candidates(doc: &Doc, ctx: &Context<'_>) -> Vec<Candidate> {
             [_] => Vec::new(),
             [_, _] => keywords(&["permit", "deny"]),
             _ if last == Some(T::Word("log")) => keywords(&["subject"]),
-            [_, _, _] => names(doc, ctx, Kind::Filter),
-            _ if last == Some(T::Comma) => names(doc, ctx, Kind::Filter),
+            [_, _, _] => names(index, ctx, Kind::Filter),
+            _ if last == Some(T::Comma) => names(index, ctx, Kind::Filter),
             _ => keywords(&["log", "subject"]),
         },
         Some(b @ (Block::Group | Block::External | Block::Any)) => {
@@ -322,7 +324,7 @@ fn candidates(doc: &Doc, ctx: &Context<'_>) -> Vec<Candidate> {
             match first {
                 None => keywords(stmts),
                 Some(v @ ("provides" | "consumes")) if after_list(v) => {
-                    contracts(doc, ctx, v == "consumes")
+                    contracts(index, ctx, v == "consumes")
                 }
                 Some(v @ ("select" | "address")) if after_list(v) => Vec::new(),
                 Some("address") if last == Some(T::Word("except")) => Vec::new(),
@@ -345,11 +347,11 @@ fn candidates(doc: &Doc, ctx: &Context<'_>) -> Vec<Candidate> {
 }
 
 /// Names of a kind declared in the cursor's tenant.
-fn names(doc: &Doc, ctx: &Context<'_>, kind: Kind) -> Vec<Candidate> {
+fn names(index: &Index, ctx: &Context<'_>, kind: Kind) -> Vec<Candidate> {
     let Some(tenant) = ctx.tenant else {
         return Vec::new();
     };
-    doc.index
+    index
         .names(kind, tenant)
         .into_iter()
         .map(|n| Candidate {
@@ -362,32 +364,20 @@ fn names(doc: &Doc, ctx: &Context<'_>, kind: Kind) -> Vec<Candidate> {
 
 /// Groups of the tenant of the same kind (`group` or `external`) as the one being declared,
 /// other than itself: the possible parents.
-fn parents(doc: &Doc, ctx: &Context<'_>, keyword: &str, own: Option<&str>) -> Vec<Candidate> {
-    let kind = if keyword == "external" {
-        ast::GroupKind::External
-    } else {
-        ast::GroupKind::Internal
+fn parents(index: &Index, ctx: &Context<'_>, keyword: &str, own: Option<&str>) -> Vec<Candidate> {
+    let external = keyword == "external";
+    let Some(tenant) = ctx.tenant.and_then(|t| index.lookup(t)) else {
+        return Vec::new();
     };
-    let mut out: Vec<Candidate> = doc
-        .file
-        .tenants
-        .iter()
-        .filter(|t| Some(t.name.text.as_str()) == ctx.tenant)
-        .flat_map(|t| &t.items)
-        .filter_map(|item| match item {
-            ast::Item::Group(g)
-                if g.kind == kind
-                    && !g.name.text.is_empty()
-                    && g.name.text != "any"
-                    && Some(g.name.text.as_str()) != own =>
-            {
-                Some(Candidate {
-                    label: g.name.text.clone(),
-                    what: What::Name(Kind::Group),
-                    detail: keyword.to_string(),
-                })
-            }
-            _ => None,
+    let mut out: Vec<Candidate> = index
+        .declarations(Kind::Group)
+        .filter(|o| o.key.tenant == tenant && o.flag == external)
+        .map(|o| index.name(o.key.name))
+        .filter(|&name| name != "any" && Some(name) != own)
+        .map(|name| Candidate {
+            label: name.to_string(),
+            what: What::Name(Kind::Group),
+            detail: keyword.to_string(),
         })
         .collect();
     out.sort_by(|a, b| a.label.cmp(&b.label));
@@ -396,26 +386,17 @@ fn parents(doc: &Doc, ctx: &Context<'_>, keyword: &str, own: Option<&str>) -> Ve
 }
 
 /// Contracts of the tenant, and for `consumes` the global contracts of the other tenants.
-fn contracts(doc: &Doc, ctx: &Context<'_>, consumes: bool) -> Vec<Candidate> {
-    let mut out = names(doc, ctx, Kind::Contract);
+fn contracts(index: &Index, ctx: &Context<'_>, consumes: bool) -> Vec<Candidate> {
+    let mut out = names(index, ctx, Kind::Contract);
     if consumes {
-        for t in doc
-            .file
-            .tenants
-            .iter()
-            .filter(|t| Some(t.name.text.as_str()) != ctx.tenant)
-        {
-            for item in &t.items {
-                if let ast::Item::Contract(c) = item
-                    && c.global
-                    && !c.name.text.is_empty()
-                {
-                    out.push(Candidate {
-                        label: format!("{}/{}", t.name.text, c.name.text),
-                        what: What::Name(Kind::Contract),
-                        detail: format!("global contract of tenant {}", t.name.text),
-                    });
-                }
+        for o in index.declarations(Kind::Contract) {
+            let tenant = index.name(o.key.tenant);
+            if o.flag && Some(tenant) != ctx.tenant {
+                out.push(Candidate {
+                    label: format!("{tenant}/{}", index.name(o.key.name)),
+                    what: What::Name(Kind::Contract),
+                    detail: format!("global contract of tenant {tenant}"),
+                });
             }
         }
     }
@@ -423,19 +404,18 @@ fn contracts(doc: &Doc, ctx: &Context<'_>, consumes: bool) -> Vec<Candidate> {
 }
 
 /// Endpoints of the tenant, and those of other tenants as `tenant/endpoint`.
-fn endpoints(doc: &Doc, ctx: &Context<'_>) -> Vec<Candidate> {
-    let mut out = names(doc, ctx, Kind::Endpoint);
-    for t in doc
-        .file
-        .tenants
-        .iter()
-        .filter(|t| Some(t.name.text.as_str()) != ctx.tenant)
-    {
-        for n in doc.index.names(Kind::Endpoint, &t.name.text) {
+fn endpoints(index: &Index, ctx: &Context<'_>) -> Vec<Candidate> {
+    let mut out = names(index, ctx, Kind::Endpoint);
+    for t in index.declarations(Kind::Tenant) {
+        let tenant = index.name(t.key.name);
+        if Some(tenant) == ctx.tenant {
+            continue;
+        }
+        for n in index.names(Kind::Endpoint, tenant) {
             out.push(Candidate {
-                label: format!("{}/{n}", t.name.text),
+                label: format!("{tenant}/{n}"),
                 what: What::Name(Kind::Endpoint),
-                detail: format!("endpoint of tenant {}", t.name.text),
+                detail: format!("endpoint of tenant {tenant}"),
             });
         }
     }
@@ -462,8 +442,8 @@ mod tests {
     fn at(src: &str) -> Vec<String> {
         let offset = src.find('|').unwrap_or(0);
         let text = src.replacen('|', "", 1);
-        let doc = Doc::new(text, 1);
-        complete(&doc, offset)
+        let index = Index::build(&crate::syntax::parse(&text).file);
+        complete(&text, &index, offset)
             .1
             .into_iter()
             .map(|c| c.label)

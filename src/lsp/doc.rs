@@ -1,14 +1,17 @@
-//! One open document as the language server sees it: the text, its syntax tree, the checked
-//! model and the name index, all rebuilt on every change; and the conversions between byte
-//! offsets and LSP positions, including the one mapping of a [`Diagnostic`] to an LSP
-//! diagnostic.
+//! A document as the language server sees it: a version of its text ([`Text`]) with the
+//! conversions between byte offsets and LSP positions (including the one mapping of a
+//! [`Diagnostic`] to an LSP diagnostic), and the analysis of a version ([`Doc`]): the checked
+//! model, the diagnostics, the name index and the outline.
 
 use lsp_types as lsp;
 
+use std::sync::Arc;
+
 use super::index::Index;
+use super::navigate::{self, Outline};
 use crate::diag::{Code, Diagnostic, Severity, Span};
-use crate::model::Checked;
-use crate::syntax::{self, ast};
+use crate::model::Policy;
+use crate::syntax;
 use crate::text::LineIndex;
 
 /// How LSP positions count columns: UTF-16 code units (the protocol's default) or UTF-8 bytes
@@ -37,52 +40,93 @@ impl Encoding {
     }
 }
 
-/// An analysed document.
-pub struct Doc {
-    pub text: String,
-    pub version: i32,
+/// One version of a document's text with its line index: what positions are computed on.
+/// Shared (`Arc`) between the document as the client last sent it and the analysis of that
+/// version.
+pub struct Text {
+    pub src: String,
     pub lines: LineIndex,
-    /// The syntax tree (partial when there are syntax errors).
-    pub file: ast::File,
-    /// The checked model; built even when there are errors.
-    pub checked: Checked,
+}
+
+/// An analysed version of a document: what requests are answered from. It keeps what the
+/// requests need and nothing that can be recomputed cheaply: no syntax tree (the name index
+/// and the outline are extracted from it), no copy of the diagnostics, and the checked model
+/// only while the document is among the recently used ones (hover is its only reader).
+pub struct Doc {
+    pub text: Arc<Text>,
+    pub version: i32,
+    /// The checked model; built even when there are errors. `None` once dropped to save
+    /// memory; a hover has it rebuilt.
+    pub policy: Option<Policy>,
     /// Errors and warnings in reading order (what is published).
     pub diags: Vec<Diagnostic>,
     pub index: Index,
+    pub outline: Outline,
 }
 
 impl Doc {
+    /// Analyse a text at once (tests).
+    #[cfg(test)]
     pub fn new(text: String, version: i32) -> Doc {
-        let parsed = syntax::parse(&text);
-        let checked = crate::check_parsed(&parsed);
-        let diags = checked.diagnostics();
-        let index = Index::build(&parsed.file);
-        Doc {
-            lines: LineIndex::new(&text),
-            text,
-            version,
-            file: parsed.file,
-            checked,
-            diags,
-            index,
+        match Doc::analyse(Arc::new(Text::new(text)), version, || false) {
+            Some(doc) => doc,
+            None => unreachable!("never superseded"),
         }
     }
 
-    /// Text and line index only, without analysis: for position arithmetic.
-    pub fn text_only(text: String) -> Doc {
-        Doc {
-            lines: LineIndex::new(&text),
+    /// Parse and check a text, and extract what the requests need. Between the costly steps
+    /// `superseded` is asked whether a newer version is waiting; if so the work is abandoned
+    /// (`None`).
+    pub fn analyse(
+        text: Arc<Text>,
+        version: i32,
+        mut superseded: impl FnMut() -> bool,
+    ) -> Option<Doc> {
+        let parsed = syntax::parse(&text.src);
+        if superseded() {
+            return None;
+        }
+        let checked = crate::check_parsed(&parsed);
+        if superseded() {
+            return None;
+        }
+        let index = Index::build(&parsed.file);
+        let outline = navigate::outline(&parsed.file, &text.src);
+        drop(parsed);
+        let mut diags = checked.errors;
+        diags.extend(checked.warnings);
+        crate::diag::sort(&mut diags);
+        diags.shrink_to_fit();
+        Some(Doc {
             text,
-            version: 0,
-            file: ast::File::default(),
-            checked: Checked::default(),
-            diags: Vec::new(),
-            index: Index::default(),
+            version,
+            policy: Some(checked.policy),
+            diags,
+            index,
+            outline,
+        })
+    }
+
+    pub fn range(&self, span: Span, enc: Encoding) -> lsp::Range {
+        self.text.range(span, enc)
+    }
+
+    /// The text of a span (empty when the span is not on character boundaries).
+    pub fn slice(&self, span: Span) -> &str {
+        self.text.slice(span)
+    }
+}
+
+impl Text {
+    pub fn new(src: String) -> Text {
+        Text {
+            lines: LineIndex::new(&src),
+            src,
         }
     }
 
     pub fn position(&self, offset: usize, enc: Encoding) -> lsp::Position {
-        let p = self.lines.position(&self.text, offset);
+        let p = self.lines.position(&self.src, offset);
         let col = match enc {
             Encoding::Utf8 => p.col_bytes,
             Encoding::Utf16 => p.col_utf16,
@@ -106,12 +150,12 @@ impl Doc {
         let line = pos.line as usize;
         let col = pos.character as usize;
         match enc {
-            Encoding::Utf16 => self.lines.offset_utf16(&self.text, line, col),
+            Encoding::Utf16 => self.lines.offset_utf16(&self.src, line, col),
             Encoding::Utf8 => {
-                let start = self.lines.offset_utf16(&self.text, line, 0);
-                let end = self.lines.offset_utf16(&self.text, line, usize::MAX);
+                let start = self.lines.offset_utf16(&self.src, line, 0);
+                let end = self.lines.offset_utf16(&self.src, line, usize::MAX);
                 let mut at = start.saturating_add(col).min(end);
-                while at > start && !self.text.is_char_boundary(at) {
+                while at > start && !self.src.is_char_boundary(at) {
                     at -= 1;
                 }
                 at
@@ -125,7 +169,7 @@ impl Doc {
 
     /// The text of a span (empty when the span is not on character boundaries).
     pub fn slice(&self, span: Span) -> &str {
-        self.text.get(span.start..span.end).unwrap_or("")
+        self.src.get(span.start..span.end).unwrap_or("")
     }
 
     /// The one mapping of a gbpc diagnostic to an LSP diagnostic: the range is the primary
@@ -175,6 +219,119 @@ impl Doc {
     }
 }
 
+/// How a newer version of a text differs from an older one, as one changed region between a
+/// common prefix and a common suffix: offsets and spans outside the region map from one
+/// version to the other. This lets requests be answered from the last analysis while a newer
+/// version is being checked (typing changes one place at a time).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shift {
+    /// The common prefix's length.
+    prefix: usize,
+    /// Where the common suffix starts, in the older and the newer text.
+    old_tail: usize,
+    new_tail: usize,
+    identical: bool,
+}
+
+impl Shift {
+    pub fn between(old: &str, new: &str) -> Shift {
+        let (a, b) = (old.as_bytes(), new.as_bytes());
+        let boundary = |i: usize, j: usize| old.is_char_boundary(i) && new.is_char_boundary(j);
+        let mut p = common_len(a, b, true);
+        while p > 0 && !boundary(p, p) {
+            p -= 1;
+        }
+        let room = a.len().min(b.len()) - p;
+        let mut s = common_len(a, b, false).min(room);
+        while s > 0 && !boundary(a.len() - s, b.len() - s) {
+            s -= 1;
+        }
+        Shift {
+            prefix: p,
+            old_tail: a.len() - s,
+            new_tail: b.len() - s,
+            identical: a == b,
+        }
+    }
+
+    /// An offset of the newer text in the older one (`None`: inside the changed region).
+    pub fn old_offset_of(&self, at: usize) -> Option<usize> {
+        if self.identical || at <= self.prefix {
+            Some(at)
+        } else if at >= self.new_tail {
+            Some(at - self.new_tail + self.old_tail)
+        } else {
+            None
+        }
+    }
+
+    /// A span of the older text in the newer one, when it does not touch the changed region
+    /// (a name that ends where the change begins may have been extended by it).
+    pub fn span_to_new(&self, span: Span) -> Option<Span> {
+        if self.identical || span.end < self.prefix {
+            Some(span)
+        } else if span.start > self.old_tail {
+            let shift = |at: usize| at - self.old_tail + self.new_tail;
+            Some(Span::new(shift(span.start), shift(span.end)))
+        } else {
+            None
+        }
+    }
+
+    /// A diagnostic of the older text in the newer one, if none of its spans touches the
+    /// changed region.
+    pub fn diagnostic_to_new(&self, d: &Diagnostic) -> Option<Diagnostic> {
+        let mut d = d.clone();
+        for l in &mut d.labels {
+            l.span = self.span_to_new(l.span)?;
+        }
+        for f in &mut d.fixes {
+            f.span = self.span_to_new(f.span)?;
+        }
+        Some(d)
+    }
+}
+
+/// The length of the common start of two byte sequences (iterated forwards or backwards),
+/// comparing 64-byte blocks first.
+fn common_len(a: &[u8], b: &[u8], forwards: bool) -> usize {
+    const BLOCK: usize = 64;
+    let max = a.len().min(b.len());
+    let block = |i: usize| {
+        if forwards {
+            (&a[i..i + BLOCK], &b[i..i + BLOCK])
+        } else {
+            (
+                &a[a.len() - i - BLOCK..a.len() - i],
+                &b[b.len() - i - BLOCK..b.len() - i],
+            )
+        }
+    };
+    let mut n = 0;
+    while n + BLOCK <= max {
+        let (x, y) = block(n);
+        if x != y {
+            break;
+        }
+        n += BLOCK;
+    }
+    let byte = |i: usize| {
+        if forwards {
+            (a[i], b[i])
+        } else {
+            (a[a.len() - 1 - i], b[b.len() - 1 - i])
+        }
+    };
+    while n < max {
+        let (x, y) = byte(n);
+        if x != y {
+            break;
+        }
+        n += 1;
+    }
+    n
+}
+
 fn saturate(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
@@ -186,7 +343,8 @@ mod tests {
     #[test]
     fn positions_round_trip_in_both_encodings() {
         let doc = Doc::new("tenant t {\n  # \u{e9}\u{1F600} x\n}\n".to_string(), 1);
-        let x = doc.text.find('x').unwrap_or(0);
+        let doc = &doc.text;
+        let x = doc.src.find('x').unwrap_or(0);
         let p16 = doc.position(x, Encoding::Utf16);
         let p8 = doc.position(x, Encoding::Utf8);
         assert_eq!((p16.line, p16.character), (1, 8));

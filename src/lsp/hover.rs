@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 
 use super::doc::Doc;
-use super::index::{Key, Kind};
+use super::index::Kind;
 use crate::diag::Span;
 use crate::eval;
 use crate::model::{
@@ -18,18 +18,32 @@ use crate::net::Cidr;
 const MAX_LIST: usize = 20;
 
 /// The hover text (markdown) and the span it is about, for a cursor at `offset`.
+/// `None` also when the document's model has been dropped (the server has it rebuilt first).
 pub fn hover(doc: &Doc, offset: usize) -> Option<(String, Span)> {
+    let p = doc.policy.as_ref()?;
     if let Some(o) = doc.index.at(offset) {
-        let text = describe(&doc.checked.policy, doc, &o.key);
+        let key = Named {
+            kind: o.key.kind,
+            tenant: doc.index.name(o.key.tenant),
+            name: doc.index.name(o.key.name),
+        };
+        let text = describe(p, doc, &key);
         return Some((text, o.span));
     }
-    assertion(doc, offset)
+    assertion(p, offset)
 }
 
-fn describe(p: &Policy, doc: &Doc, key: &Key) -> String {
+/// An index key with its names.
+struct Named<'a> {
+    kind: Kind,
+    tenant: &'a str,
+    name: &'a str,
+}
+
+fn describe(p: &Policy, doc: &Doc, key: &Named<'_>) -> String {
     let found =
         match key.kind {
-            Kind::Tenant => tenant_id(p, &key.tenant).map(|t| tenant(p, t)),
+            Kind::Tenant => tenant_id(p, key.tenant).map(|t| tenant(p, t)),
             Kind::Group => group_id(p, key).map(|g| group(p, g)),
             Kind::Contract => find(p, key, &p.contracts, |c| (c.tenant, &c.name))
                 .map(|c| contract(p, ContractId(c))),
@@ -62,11 +76,11 @@ fn tenant_id(p: &Policy, name: &str) -> Option<TenantId> {
 /// The index of the first object of a tenant with this name (duplicates are not in the model).
 fn find<T>(
     p: &Policy,
-    key: &Key,
+    key: &Named<'_>,
     items: &[T],
     name_of: impl Fn(&T) -> (TenantId, &String),
 ) -> Option<u32> {
-    let tid = tenant_id(p, &key.tenant)?;
+    let tid = tenant_id(p, key.tenant)?;
     items
         .iter()
         .position(|x| {
@@ -76,12 +90,12 @@ fn find<T>(
         .map(|i| i as u32)
 }
 
-fn group_id(p: &Policy, key: &Key) -> Option<GroupId> {
+fn group_id(p: &Policy, key: &Named<'_>) -> Option<GroupId> {
     if key.name == "any" {
-        let tid = tenant_id(p, &key.tenant)?;
+        let tid = tenant_id(p, key.tenant)?;
         return p.tenants.get(tid.index()).map(|t| t.any);
     }
-    let tid = tenant_id(p, &key.tenant)?;
+    let tid = tenant_id(p, key.tenant)?;
     p.groups
         .iter()
         .position(|g| g.tenant == tid && g.kind != GroupKind::Any && g.name == key.name)
@@ -322,8 +336,7 @@ fn endpoint(p: &Policy, eid: EndpointId) -> String {
 }
 
 /// On an assertion (outside its names): the verdict the evaluator reaches, and why.
-fn assertion(doc: &Doc, offset: usize) -> Option<(String, Span)> {
-    let p = &doc.checked.policy;
+fn assertion(p: &Policy, offset: usize) -> Option<(String, Span)> {
     let a = p
         .asserts
         .iter()

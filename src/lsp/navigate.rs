@@ -4,7 +4,7 @@
 use lsp_types as lsp;
 
 use super::doc::{Doc, Encoding};
-use super::index::{Key, Kind};
+use super::index::Kind;
 use crate::diag::Span;
 use crate::model::validate;
 use crate::syntax::ast;
@@ -12,7 +12,7 @@ use crate::syntax::ast;
 /// Where the object under the cursor is declared (several places for a duplicate).
 pub fn definition(doc: &Doc, offset: usize) -> Vec<Span> {
     match doc.index.at(offset) {
-        Some(o) => doc.index.definitions(&o.key).map(|d| d.span).collect(),
+        Some(o) => doc.index.definitions(o.key).map(|d| d.span).collect(),
         None => Vec::new(),
     }
 }
@@ -22,7 +22,7 @@ pub fn references(doc: &Doc, offset: usize, include_declaration: bool) -> Vec<Sp
     match doc.index.at(offset) {
         Some(o) => doc
             .index
-            .occurrences(&o.key)
+            .occurrences(o.key)
             .filter(|r| include_declaration || !r.def)
             .map(|r| r.span)
             .collect(),
@@ -36,17 +36,17 @@ pub fn prepare_rename(doc: &Doc, offset: usize) -> Result<Option<(Span, String)>
     let Some(o) = doc.index.at(offset) else {
         return Ok(None);
     };
-    if o.key.kind == Kind::Group && o.key.name == "any" {
+    let name = doc.index.name(o.key.name);
+    if o.key.kind == Kind::Group && name == "any" {
         return Err("`any` is the tenant-wide group; it cannot be renamed".to_string());
     }
-    if !doc.index.is_defined(&o.key) {
+    if !doc.index.is_defined(o.key) {
         return Err(format!(
-            "{} `{}` is not defined in this file, so there is nothing to rename",
+            "{} `{name}` is not defined in this file, so there is nothing to rename",
             o.key.kind.as_str(),
-            o.key.name
         ));
     }
-    Ok(Some((o.span, o.key.name.clone())))
+    Ok(Some((o.span, name.to_string())))
 }
 
 /// The edits that rename the object under the cursor to `new_name` everywhere in the document.
@@ -68,63 +68,120 @@ pub fn rename(doc: &Doc, offset: usize, new_name: &str) -> Result<Vec<(Span, Str
     if kind == Kind::Group && new_name == "any" {
         return Err("`any` is reserved for the tenant-wide group".to_string());
     }
+    let tenant = doc.index.name(o.key.tenant);
     let taken = match kind {
-        Kind::Tenant => Key {
-            kind,
-            tenant: new_name.to_string(),
-            name: new_name.to_string(),
-        },
-        _ => Key {
-            kind,
-            tenant: o.key.tenant.clone(),
-            name: new_name.to_string(),
-        },
+        Kind::Tenant => doc.index.key(kind, new_name, new_name),
+        _ => doc.index.key(kind, tenant, new_name),
     };
-    if doc.index.is_defined(&taken) {
+    if taken.is_some_and(|k| doc.index.is_defined(k)) {
         return Err(match kind {
             Kind::Tenant => format!("tenant `{new_name}` already exists"),
             _ => format!(
-                "{} `{new_name}` already exists in tenant `{}`",
+                "{} `{new_name}` already exists in tenant `{tenant}`",
                 kind.as_str(),
-                o.key.tenant
             ),
         });
     }
     Ok(doc
         .index
-        .occurrences(&o.key)
+        .occurrences(o.key)
         .map(|r| (r.span, new_name.to_string()))
         .collect())
 }
 
-/// The outline: tenants holding their filters, contracts (with subjects), groups (with
-/// endpoints) and `any` blocks.
-pub fn symbols(doc: &Doc, enc: Encoding) -> Vec<lsp::DocumentSymbol> {
-    let sym = |name: &str, detail: Option<String>, kind, span: Span, sel: Span, children| {
-        #[allow(deprecated)] // `deprecated` is a required field of the struct
-        lsp::DocumentSymbol {
-            name: if name.is_empty() {
-                "(unnamed)".to_string()
-            } else {
-                name.to_string()
-            },
+/// The outline of a document, kept with its analysis (the syntax tree is not): the symbols in
+/// preorder in one vector, their details in one string. A handful of allocations however
+/// large the document.
+#[derive(Default)]
+pub struct Outline {
+    symbols: Vec<Symbol>,
+    details: String,
+}
+
+/// One symbol. Its name is the text of `sel`; offsets are `u32` (a file has at most 64 MiB).
+struct Symbol {
+    kind: lsp::SymbolKind,
+    /// The name was lost to a syntax error.
+    unnamed: bool,
+    /// The whole declaration, and its name.
+    span: (u32, u32),
+    sel: (u32, u32),
+    /// Its detail in `details`.
+    detail: (u32, u32),
+    /// The position after its last descendant; `None`: it has no list of children (a
+    /// filter has none, a group may have an empty one).
+    end: Option<u32>,
+}
+
+fn narrow(o: usize) -> u32 {
+    u32::try_from(o).unwrap_or(u32::MAX)
+}
+
+fn pack(s: Span) -> (u32, u32) {
+    (narrow(s.start), narrow(s.end))
+}
+
+fn unpack((start, end): (u32, u32)) -> Span {
+    Span::new(start as usize, end as usize)
+}
+
+/// What a symbol is before it goes into the outline.
+struct Sym {
+    name_empty: bool,
+    detail: String,
+    kind: lsp::SymbolKind,
+    span: Span,
+    sel: Span,
+    children: Option<Vec<Sym>>,
+}
+
+impl Outline {
+    fn push(&mut self, s: Sym) {
+        let start = narrow(self.details.len());
+        self.details.push_str(&s.detail);
+        let detail = (start, narrow(self.details.len()));
+        let at = self.symbols.len();
+        self.symbols.push(Symbol {
+            kind: s.kind,
+            unnamed: s.name_empty,
+            span: pack(s.span.join(s.sel)),
+            sel: pack(s.sel),
+            detail,
+            end: None,
+        });
+        if let Some(children) = s.children {
+            for c in children {
+                self.push(c);
+            }
+            let end = narrow(self.symbols.len());
+            if let Some(sym) = self.symbols.get_mut(at) {
+                sym.end = Some(end);
+            }
+        }
+    }
+}
+
+/// The outline of a syntax tree: tenants holding their filters, contracts (with subjects),
+/// groups (with endpoints) and `any` blocks.
+pub fn outline(file: &ast::File, src: &str) -> Outline {
+    let sym =
+        |name: &str, detail: String, kind, span: Span, sel: Span, children: Option<Vec<Sym>>| Sym {
+            name_empty: name.is_empty(),
             detail,
             kind,
-            tags: None,
-            deprecated: None,
-            range: doc.range(span.join(sel), enc),
-            selection_range: doc.range(sel, enc),
+            span,
+            sel,
             children,
-        }
-    };
+        };
     let flat = |s: Span| {
-        doc.slice(s)
+        src.get(s.start..s.end)
+            .unwrap_or("")
             .split_whitespace()
             .collect::<Vec<_>>()
             .join(" ")
     };
-    let mut out = Vec::new();
-    for t in &doc.file.tenants {
+    let mut out = Outline::default();
+    for t in &file.tenants {
         let mut items = Vec::new();
         for item in &t.items {
             match item {
@@ -132,7 +189,7 @@ pub fn symbols(doc: &Doc, enc: Encoding) -> Vec<lsp::DocumentSymbol> {
                     let entries: Vec<String> = f.entries.iter().map(|e| flat(e.span)).collect();
                     items.push(sym(
                         &f.name.text,
-                        Some(entries.join("; ")),
+                        entries.join("; "),
                         lsp::SymbolKind::STRUCT,
                         f.span,
                         f.name.span,
@@ -148,12 +205,12 @@ pub fn symbols(doc: &Doc, enc: Encoding) -> Vec<lsp::DocumentSymbol> {
                                 s.filters.iter().map(|r| r.display()).collect();
                             sym(
                                 &s.name.text,
-                                Some(format!(
+                                format!(
                                     "{} {}{}",
                                     s.action.as_str(),
                                     filters.join(", "),
                                     if s.log { " log" } else { "" }
-                                )),
+                                ),
                                 lsp::SymbolKind::METHOD,
                                 s.span,
                                 s.name.span,
@@ -163,14 +220,12 @@ pub fn symbols(doc: &Doc, enc: Encoding) -> Vec<lsp::DocumentSymbol> {
                         .collect();
                     items.push(sym(
                         &c.name.text,
-                        Some(
-                            if c.global {
-                                "global contract"
-                            } else {
-                                "contract"
-                            }
-                            .to_string(),
-                        ),
+                        if c.global {
+                            "global contract"
+                        } else {
+                            "contract"
+                        }
+                        .to_string(),
                         lsp::SymbolKind::INTERFACE,
                         c.span,
                         c.name.span,
@@ -186,7 +241,7 @@ pub fn symbols(doc: &Doc, enc: Encoding) -> Vec<lsp::DocumentSymbol> {
                                 e.addrs.iter().map(|a| a.text.as_str()).collect();
                             sym(
                                 &e.name.text,
-                                Some(addrs.join(", ")),
+                                addrs.join(", "),
                                 lsp::SymbolKind::VARIABLE,
                                 e.span,
                                 e.name.span,
@@ -206,7 +261,7 @@ pub fn symbols(doc: &Doc, enc: Encoding) -> Vec<lsp::DocumentSymbol> {
                     }
                     items.push(sym(
                         &g.name.text,
-                        Some(detail),
+                        detail,
                         lsp::SymbolKind::CLASS,
                         g.span,
                         g.name.span,
@@ -217,7 +272,7 @@ pub fn symbols(doc: &Doc, enc: Encoding) -> Vec<lsp::DocumentSymbol> {
                     let kw = Span::new(a.span.start, a.span.start + "any".len());
                     items.push(sym(
                         "any",
-                        Some("every internal group of the tenant".to_string()),
+                        "every internal group of the tenant".to_string(),
                         lsp::SymbolKind::CLASS,
                         a.span,
                         kw,
@@ -229,14 +284,53 @@ pub fn symbols(doc: &Doc, enc: Encoding) -> Vec<lsp::DocumentSymbol> {
         }
         out.push(sym(
             &t.name.text,
-            Some("tenant".to_string()),
+            "tenant".to_string(),
             lsp::SymbolKind::NAMESPACE,
             t.span,
             t.name.span,
             Some(items),
         ));
     }
+    out.symbols.shrink_to_fit();
+    out.details.shrink_to_fit();
     out
+}
+
+/// The outline as LSP document symbols.
+pub fn symbols(doc: &Doc, enc: Encoding) -> Vec<lsp::DocumentSymbol> {
+    let outline = &doc.outline;
+    /// The symbols from `at` to `end` (siblings, with their descendants).
+    fn siblings(doc: &Doc, enc: Encoding, mut at: usize, end: usize) -> Vec<lsp::DocumentSymbol> {
+        let o = &doc.outline;
+        let mut out = Vec::new();
+        while at < end {
+            let Some(s) = o.symbols.get(at) else {
+                break;
+            };
+            let next = s.end.map_or(at + 1, |e| (e as usize).max(at + 1));
+            let sel = unpack(s.sel);
+            let name = match doc.slice(sel) {
+                name if !s.unnamed && !name.is_empty() => name,
+                _ => "(unnamed)",
+            };
+            let detail = unpack(s.detail);
+            let detail = o.details.get(detail.start..detail.end);
+            #[allow(deprecated)] // `deprecated` is a required field of the struct
+            out.push(lsp::DocumentSymbol {
+                name: name.to_string(),
+                detail: Some(detail.unwrap_or("").to_string()),
+                kind: s.kind,
+                tags: None,
+                deprecated: None,
+                range: doc.range(unpack(s.span), enc),
+                selection_range: doc.range(sel, enc),
+                children: s.end.map(|_| siblings(doc, enc, at + 1, next)),
+            });
+            at = next;
+        }
+        out
+    }
+    siblings(doc, enc, 0, outline.symbols.len())
 }
 
 #[cfg(test)]
