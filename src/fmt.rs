@@ -181,9 +181,11 @@ impl<'a> Lexer<'a> {
                     self.since_tok += 1;
                     i += 1;
                 }
+                // A CR here is the CR of a CRLF: the grammar rejects any other.
                 ' ' | '\t' | '\r' | '\u{FEFF}' => i += ch.len_utf8(),
                 '#' | '/' if ch == '#' || rest.starts_with("//") => {
-                    let len = rest.find('\n').unwrap_or(rest.len());
+                    // The grammar ends a comment where `text::comment_end` does.
+                    let len = crate::text::comment_end(rest, 0);
                     let text = rest.get(..len).unwrap_or("").trim_end();
                     self.comments.push(Comment {
                         start: i,

@@ -65,8 +65,14 @@ pub fn parse(src: &str) -> Parsed {
             ],
         };
     }
+    // Line ends other than LF and CRLF are reported first; the text is then read with each of
+    // them as a line feed (same offsets), as an editor shows it, so the rest of the file is
+    // still checked and no rule hides in a comment that one reader ends and another does not.
+    let line_errors = line_end_errors(src);
+    let lf = crate::text::with_stray_line_breaks_as_lf(src);
+    let text = lf.as_deref().unwrap_or(src);
     use pest::Parser;
-    match GbpParser::parse(Rule::file, src) {
+    let mut parsed = match GbpParser::parse(Rule::file, text) {
         Ok(pairs) => {
             let mut b = build::Builder::new(0);
             let file = b.file(pairs);
@@ -76,13 +82,63 @@ pub fn parse(src: &str) -> Parsed {
             }
         }
         Err(whole) => {
-            let mut parsed = recover::parse_recovering(src);
+            let mut parsed = recover::parse_recovering(text);
             if !parsed.errors.iter().any(|d| d.is_error()) {
-                parsed.errors.push(pest_error(&whole, 0, src.len()));
+                parsed.errors.push(pest_error(&whole, 0, text.len()));
             }
             parsed
         }
+    };
+    parsed.file.incomplete = parsed.errors.iter().any(|d| d.is_error());
+    parsed.errors.extend(line_errors);
+    crate::diag::sort(&mut parsed.errors);
+    parsed
+}
+
+/// At most this many `E006` diagnostics per file (a file saved with CR line ends has one per
+/// line); one more says how many were not shown.
+const MAX_LINE_END_ERRORS: usize = 100;
+
+/// `E006` for every line end other than LF and CRLF (see [`crate::text`]).
+fn line_end_errors(src: &str) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let mut more = 0usize;
+    let mut first_more = None;
+    for (at, c) in crate::text::stray_line_breaks(src) {
+        if out.len() == MAX_LINE_END_ERRORS {
+            more += 1;
+            first_more.get_or_insert(Span::new(at, at + c.len_utf8()));
+            continue;
+        }
+        let span = Span::new(at, at + c.len_utf8());
+        let name = crate::text::vertical_space_name(c);
+        let help = if c == '\r' {
+            "lines end with LF or CRLF; some tools show a lone CR as a line break and others do \
+             not, so the text after it could hide in a comment. Replace it with a line feed \
+             (or save the file with LF or CRLF line ends)"
+        } else {
+            "lines end with LF or CRLF, and this character is neither a line end nor whitespace \
+             in a policy; some tools show it as a line break and others do not. Replace it with \
+             a line feed, or remove it"
+        };
+        out.push(
+            Diagnostic::error(Code::LineEnd, format!("{name} is not a line end"))
+                .primary(span, "this character")
+                .help(help)
+                .fix(span, "\n", "replace with a line feed"),
+        );
     }
+    if let Some(span) = first_more {
+        out.push(
+            Diagnostic::error(
+                Code::LineEnd,
+                format!("{more} more line ends other than LF or CRLF are not shown"),
+            )
+            .primary(span, "the next one")
+            .help("save the file with LF or CRLF line ends"),
+        );
+    }
+    out
 }
 
 /// A pest error as a diagnostic; `base` is the offset of the parsed slice in the file.

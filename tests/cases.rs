@@ -458,3 +458,90 @@ fn hostile_inputs_do_not_panic() {
     let bytes = b"tenant t { filter f { tcp 80 } }\xff\xfe";
     assert!(gbpc::syntax::decode(bytes).is_err());
 }
+
+/// The `[file:line:column]` headers of a terminal rendering, in order.
+fn terminal_headers(out: &str) -> Vec<(usize, usize)> {
+    out.lines()
+        .filter_map(|l| {
+            let h = l.split_once("╭─[")?.1.strip_suffix(']')?;
+            let mut it = h.rsplitn(3, ':');
+            let col = it.next()?.parse().ok()?;
+            let line = it.next()?.parse().ok()?;
+            Some((line, col))
+        })
+        .collect()
+}
+
+/// One notion of a line end (docs/language.md, "Line ends"), over the whole class: in every
+/// example, line ends in turn (a spread of them) are replaced by each character that is not a
+/// line end of the language (a lone CR, VT, FF, NEL, U+2028, U+2029; and a lone CR in a file
+/// with CRLF line ends). Each variant: exactly one finding, `E006` on that character (the rest
+/// of the file is read as an editor shows it, so nothing else changes and no rule is lost in a
+/// comment); `fmt` refuses it with that error; the terminal header and the JSON position of
+/// the finding agree (one line counting). The CRLF file itself checks clean and formats as the
+/// LF file does.
+#[test]
+fn line_ends_one_rule_everywhere() {
+    let stray = ["\r", "\u{0B}", "\u{0C}", "\u{85}", "\u{2028}", "\u{2029}"];
+    let cases: Vec<PathBuf> = examples()
+        .into_iter()
+        .filter(|p| stem(p) != "large")
+        .collect();
+    each_case(&cases, |path| {
+        let lf = read(path);
+        let crlf = lf.replace('\n', "\r\n");
+        assert!(gbpc::check_source(&crlf).ok(), "{}: CRLF", path.display());
+        assert_eq!(
+            gbpc::fmt::format(&crlf).ok(),
+            gbpc::fmt::format(&lf).ok(),
+            "{}",
+            path.display()
+        );
+        let ends: Vec<usize> = lf.match_indices('\n').map(|(i, _)| i).collect();
+        let step = (ends.len() / 8).max(1);
+        let mut variants: Vec<(String, usize, usize)> = Vec::new();
+        for &at in ends.iter().step_by(step) {
+            for k in stray {
+                if k == "\r" && lf[at + 1..].starts_with('\n') {
+                    continue; // that would make a CRLF
+                }
+                let v = format!("{}{k}{}", &lf[..at], &lf[at + 1..]);
+                variants.push((v, at, k.len()));
+            }
+            // A lone CR among CRLF line ends.
+            let n = lf[..at].matches('\n').count();
+            let cr_at = at + n;
+            let v = format!("{}\r{}", &crlf[..cr_at], &crlf[cr_at + 2..]);
+            variants.push((v, cr_at, 1));
+        }
+        for (v, at, len) in variants {
+            let what = format!("{} with {:?} at {at}", path.display(), &v[at..at + len]);
+            let checked = gbpc::check_source(&v);
+            let diags = checked.diagnostics();
+            let found: Vec<(gbpc::diag::Code, Option<gbpc::diag::Span>)> =
+                diags.iter().map(|d| (d.code, d.primary_span())).collect();
+            assert_eq!(
+                found,
+                [(
+                    gbpc::diag::Code::LineEnd,
+                    Some(gbpc::diag::Span::new(at, at + len))
+                )],
+                "{what}"
+            );
+            match gbpc::fmt::format(&v) {
+                Ok(_) => panic!("{what}: formatted"),
+                Err(e) => assert_eq!(e, diags, "{what}"),
+            }
+            let term = gbpc::render::terminal(&diags, "x.gbp", &v, false);
+            let json: serde_json::Value =
+                serde_json::from_str(gbpc::render::json(&diags, "x.gbp", &v).trim())
+                    .unwrap_or_else(|e| panic!("{what}: {e}"));
+            let start = &json["labels"][0]["start"];
+            let want = (
+                start["line"].as_u64().unwrap_or(0) as usize,
+                start["column"].as_u64().unwrap_or(0) as usize,
+            );
+            assert_eq!(terminal_headers(&term), [want], "{what}:\n{term}");
+        }
+    });
+}

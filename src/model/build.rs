@@ -1329,7 +1329,7 @@ impl<'a> Builder<'a> {
                 });
             }
         }
-        if !self.errors.is_empty() {
+        if !self.errors.is_empty() || self.file.incomplete {
             return;
         }
         let mut out = Vec::new();
