@@ -88,7 +88,7 @@ fn lex(src: &str) -> Result<Lexed<'_>, Vec<Diagnostic>> {
                 .filter(|d| d.is_error())
                 .collect();
             if errors.is_empty() {
-                errors.push(syntax::pest_error(&e, 0, src.len()));
+                errors.push(syntax::pest_error(&e, 0, src));
             }
             return Err(errors);
         }
@@ -527,7 +527,12 @@ impl<'a, 'l> Writer<'a, 'l> {
         self.run(first, open - 1);
         let items: Vec<&Pair<'_, Rule>> = kids
             .iter()
-            .filter(|k| !matches!(k.as_rule(), Rule::kw_tenant | Rule::name))
+            .filter(|k| {
+                !matches!(
+                    k.as_rule(),
+                    Rule::kw_tenant | Rule::name | Rule::lbrace | Rule::rbrace
+                )
+            })
             .collect();
         let quiet = !self.comments_between(open, close);
         self.tok(open, false);
@@ -591,6 +596,7 @@ impl<'a, 'l> Writer<'a, 'l> {
                                 isolated.push(k);
                             }
                         }
+                        Rule::lbrace | Rule::rbrace => {}
                         _ => body.push(k),
                     }
                 }

@@ -164,7 +164,10 @@ pub fn explain(a: ExplainArgs, color: bool, json: bool) -> ExitCode {
         Ok(x) => x,
         Err(e) => return usage(&format!("--port: {e}")),
     };
-    let e = analysis::explain::explain(p, from, to, flow);
+    let e = match analysis::explain::explain(p, from, to, flow) {
+        Ok(e) => e,
+        Err(e) => return usage(&e),
+    };
     emit(&match a.format {
         TextOrJson::Text => analysis::explain::text(&e, &name, &src),
         TextOrJson::Json => analysis::explain::json(&e, p, &name, &src),

@@ -223,7 +223,7 @@ pub(super) fn parse_recovering(src: &str) -> Parsed {
         let name = match GbpParser::parse(Rule::tenant_open, header) {
             Ok(pairs) => b.tenant_header(pairs),
             Err(e) => {
-                errors.push(pest_error(&e, header_start, src.len()));
+                errors.push(pest_error(&e, header_start, src));
                 None
             }
         };
@@ -321,7 +321,7 @@ fn parse_item(
             errors.extend(b.errors);
         }
         Err(e) => {
-            errors.push(pest_error(&e, start, src.len()));
+            errors.push(pest_error(&e, start, src));
             // `group NAME`, `global contract NAME`, ...: remember NAME.
             let mut words =
                 text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'));
@@ -363,7 +363,10 @@ fn stray(src: &str, start: usize, end: usize, errors: &mut Vec<Diagnostic>) {
     errors.push(
         Diagnostic::error(
             Code::Syntax,
-            format!("syntax error: `{first}` does not start a declaration"),
+            format!(
+                "syntax error: `{}` does not start a declaration",
+                crate::text::ellipsis(first, 40)
+            ),
         )
         .primary(Span::new(start, start + first.len()), "here")
         .help("a tenant holds `filter`, `contract`, `group`, `external`, `any` and `assert` declarations"),
