@@ -149,8 +149,7 @@ impl Excerpt {
                     ex.text.push('…');
                 }
                 ex.text.push('\n');
-                ex.src_cols
-                    .push(src.get(ls..from).map_or(0, |p| p.chars().count()));
+                ex.src_cols.push(ix.position(src, from).col_chars);
                 ex.lines.push(ShownLine {
                     line,
                     at,

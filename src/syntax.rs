@@ -69,7 +69,11 @@ pub fn parse(src: &str) -> Parsed {
     // them as a line feed (same offsets), as an editor shows it, so the rest of the file is
     // still checked and no rule hides in a comment that one reader ends and another does not.
     let line_errors = line_end_errors(src);
-    let lf = crate::text::with_stray_line_breaks_as_lf(src);
+    let lf = if line_errors.is_empty() {
+        None
+    } else {
+        crate::text::with_stray_line_breaks_as_lf(src)
+    };
     let text = lf.as_deref().unwrap_or(src);
     use pest::Parser;
     let mut parsed = match GbpParser::parse(Rule::file, text) {

@@ -19,6 +19,9 @@
 #[derive(Clone, Debug)]
 pub struct LineIndex {
     starts: Vec<usize>,
+    /// Per line: only ASCII, so columns in characters and UTF-16 units are byte columns (a
+    /// position on a 10 MB line then costs nothing to compute).
+    ascii: Vec<bool>,
     len: usize,
 }
 
@@ -35,15 +38,27 @@ impl LineIndex {
     pub fn new(text: &str) -> Self {
         let bytes = text.as_bytes();
         let mut starts = vec![0];
+        let mut ascii = Vec::new();
+        let mut line_ascii = true;
         for (i, &b) in bytes.iter().enumerate() {
-            match b {
-                b'\n' => starts.push(i + 1),
-                b'\r' if bytes.get(i + 1) != Some(&b'\n') => starts.push(i + 1),
-                _ => {}
+            let end = match b {
+                b'\n' => true,
+                b'\r' => bytes.get(i + 1) != Some(&b'\n'),
+                _ => {
+                    line_ascii &= b.is_ascii();
+                    false
+                }
+            };
+            if end {
+                starts.push(i + 1);
+                ascii.push(line_ascii);
+                line_ascii = true;
             }
         }
+        ascii.push(line_ascii);
         LineIndex {
             starts,
+            ascii,
             len: text.len(),
         }
     }
@@ -66,10 +81,19 @@ impl LineIndex {
         let start = self.starts.get(line).copied().unwrap_or(0);
         // An offset inside a CRLF belongs to the line the CRLF ends: its column is past the
         // line's text, as for an offset on the LF.
+        let col_bytes = offset - start;
+        if self.ascii.get(line).copied().unwrap_or(false) {
+            return Position {
+                line,
+                col_bytes,
+                col_chars: col_bytes,
+                col_utf16: col_bytes,
+            };
+        }
         let prefix = text.get(start..offset).unwrap_or("");
         Position {
             line,
-            col_bytes: offset - start,
+            col_bytes,
             col_chars: prefix.chars().count(),
             col_utf16: prefix.encode_utf16().count(),
         }

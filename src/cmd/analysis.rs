@@ -34,7 +34,8 @@ pub struct ExplainArgs {
     /// The policy file, or `-` for standard input.
     file: PathBuf,
     /// Source: an endpoint (`web1`, `tenant/web1`), a group (`web`, `tenant/web`; stands for
-    /// a member of that group only) or an address.
+    /// a member of that group only) or an address. A name that means both (or names several)
+    /// is an error: `endpoint:NAME` and `group:NAME` name one kind explicitly.
     #[arg(long)]
     from: String,
     /// Destination, in the same forms as --from.

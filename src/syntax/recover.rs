@@ -121,7 +121,9 @@ impl<'a> Iterator for Scanner<'a> {
 /// The token stream with two tokens of lookahead and the last token taken.
 struct Cursor<'a> {
     scan: Scanner<'a>,
-    ahead: std::collections::VecDeque<Token<'a>>,
+    /// The next token and the one after it, once looked at.
+    next: Option<Token<'a>>,
+    after: Option<Token<'a>>,
     prev: Option<Token<'a>>,
 }
 
@@ -133,26 +135,44 @@ impl<'a> Cursor<'a> {
                 i: 0,
                 line_start: true,
             },
-            ahead: std::collections::VecDeque::with_capacity(2),
+            next: None,
+            after: None,
             prev: None,
         }
     }
 
-    fn peek_nth(&mut self, n: usize) -> Option<Token<'a>> {
-        while self.ahead.len() <= n {
-            let t = self.scan.next()?;
-            self.ahead.push_back(t);
-        }
-        self.ahead.get(n).copied()
-    }
-
+    #[inline]
     fn peek(&mut self) -> Option<Token<'a>> {
-        self.peek_nth(0)
+        if self.next.is_none() {
+            self.next = self.scan.next();
+        }
+        self.next
     }
 
+    fn peek2(&mut self) -> Option<Token<'a>> {
+        self.peek()?;
+        if self.after.is_none() {
+            self.after = self.scan.next();
+        }
+        self.after
+    }
+
+    #[inline]
     fn bump(&mut self) {
-        if let Some(t) = self.ahead.pop_front().or_else(|| self.scan.next()) {
+        if let Some(t) = self.peek() {
             self.prev = Some(t);
+            self.next = self.after.take();
+        }
+    }
+
+    /// Skip to the next `tenant` that starts a line (or the end).
+    fn skip_to_tenant(&mut self) {
+        while let Some(n) = self.peek() {
+            if n.line_start && n.tok == Tok::Word("tenant") {
+                return;
+            }
+            self.prev = Some(n);
+            self.next = self.after.take();
         }
     }
 
@@ -168,7 +188,7 @@ impl<'a> Cursor<'a> {
         if !ITEM_KEYWORDS.contains(&w) {
             return false;
         }
-        if w == "any" && self.peek_nth(1).map(|n| n.tok) != Some(Tok::Open) {
+        if w == "any" && self.peek2().map(|n| n.tok) != Some(Tok::Open) {
             return false;
         }
         if t.line_start {
@@ -191,12 +211,7 @@ pub(super) fn parse_recovering(src: &str) -> Parsed {
             // Skip to the next `tenant` that starts a line, reporting the stray text once.
             let start = t.start;
             cur.bump();
-            while let Some(n) = cur.peek() {
-                if n.tok == Tok::Word("tenant") && n.line_start {
-                    break;
-                }
-                cur.bump();
-            }
+            cur.skip_to_tenant();
             // One character, not one byte: a span never cuts a UTF-8 character.
             let one = src.get(start..).and_then(|s| s.chars().next());
             let one = one.map_or(1, char::len_utf8);
