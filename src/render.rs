@@ -75,15 +75,20 @@ struct Excerpt {
     blocks: Vec<(usize, usize)>,
     /// Column (in characters) of each excerpt line's shown start in the file, for headers.
     src_cols: Vec<usize>,
+    /// Each label in the excerpt's offsets, with the column (in characters) of its start in the
+    /// file: the header of a label cut off by a window still names its real place.
+    heads: Vec<(usize, usize, usize)>,
 }
 
 impl Excerpt {
-    /// The excerpt of `src` for `spans`, and the spans moved into it.
+    /// The excerpt of `src` for `spans` (`primary`: the index of the primary one), and the
+    /// spans moved into it.
     fn new(
         name: &str,
         src: &str,
         ix: &crate::text::LineIndex,
         spans: &[crate::diag::Span],
+        primary: Option<usize>,
     ) -> (Excerpt, Vec<crate::diag::Span>) {
         // The last line with text: the empty "line" after a final line end is not context.
         let mut last_line = ix.line_count().saturating_sub(1);
@@ -114,6 +119,7 @@ impl Excerpt {
             lines: Vec::new(),
             blocks: Vec::new(),
             src_cols: Vec::new(),
+            heads: Vec::new(),
         };
         for (a, b) in blocks {
             let first = ex.lines.len();
@@ -127,7 +133,16 @@ impl Excerpt {
                         .filter(|s| s.start <= le && s.end >= ls)
                         .map(|s| (s.start.max(ls), s.end.min(le)))
                         .collect();
-                    let lo = on_line.iter().map(|x| x.0).min().unwrap_or(ls);
+                    let mut lo = on_line.iter().map(|x| x.0).min().unwrap_or(ls);
+                    let hi = on_line.iter().map(|x| x.1).max().unwrap_or(ls);
+                    // Labels too far apart for one window: the window is the primary's.
+                    if hi - lo > WINDOW - LEAD
+                        && let Some(p) = primary.and_then(|i| spans.get(i))
+                        && p.start >= ls
+                        && p.start <= le
+                    {
+                        lo = p.start;
+                    }
                     from = floor_boundary(src, lo.saturating_sub(LEAD).max(ls));
                     to = floor_boundary(src, (from + WINDOW).min(le));
                 }
@@ -160,9 +175,14 @@ impl Excerpt {
             }
             ex.blocks.push((first, ex.lines.len() - 1));
         }
-        let moved = spans
+        let moved: Vec<crate::diag::Span> = spans
             .iter()
             .map(|s| crate::diag::Span::new(ex.map(ix, s.start), ex.map(ix, s.end.max(s.start))))
+            .collect();
+        ex.heads = spans
+            .iter()
+            .zip(&moved)
+            .map(|(s, m)| (m.start, m.end, ix.position(src, s.start).col_chars))
             .collect();
         (ex, moved)
     }
@@ -232,9 +252,15 @@ impl miette::SourceCode for Excerpt {
         let data_start = self.lines[from_line].at;
         let data_end = self.line_end(to_line);
         let column = if before == 0 {
-            let l = &self.lines[first];
-            let shown = self.text.get(l.text_at..start.max(l.text_at)).unwrap_or("");
-            self.src_cols[first] + shown.chars().count()
+            let head = self.heads.iter().find(|h| (h.0, h.1) == (start, end));
+            head.map_or_else(
+                || {
+                    let l = &self.lines[first];
+                    let shown = self.text.get(l.text_at..start.max(l.text_at)).unwrap_or("");
+                    self.src_cols[first] + shown.chars().count()
+                },
+                |h| h.2,
+            )
         } else {
             0
         };
@@ -272,7 +298,8 @@ pub fn terminal(diags: &[Diagnostic], file_name: &str, src: &str, color: bool) -
                 crate::diag::Span::new(start, ceil_boundary(src, l.span.end.min(src.len())))
             })
             .collect();
-        let (excerpt, moved) = Excerpt::new(file_name, src, &ix, &spans);
+        let primary = d.labels.iter().position(|l| l.primary);
+        let (excerpt, moved) = Excerpt::new(file_name, src, &ix, &spans, primary);
         for (l, s) in d.labels.iter_mut().zip(moved) {
             l.span = s;
         }
@@ -354,4 +381,32 @@ pub fn json(diags: &[Diagnostic], file_name: &str, src: &str) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diag::{Code, Span};
+
+    /// A long line is shown as a window around the labels, with `…` where it is cut, and the
+    /// header still names the primary label's real line and column.
+    #[test]
+    fn long_lines_are_cut_around_the_labels() {
+        let src = format!(
+            "tenant t {{\n{}x{}y\n}}\n",
+            "a".repeat(5000),
+            "b".repeat(5000)
+        );
+        let x = src.find('x').unwrap_or(0);
+        let y = src.find('y').unwrap_or(0);
+        let d = Diagnostic::error(Code::Syntax, "m")
+            .primary(Span::new(y, y + 1), "primary")
+            .secondary(Span::new(x, x + 1), "secondary");
+        let out = terminal(&[d], "f.gbp", &src, false);
+        assert!(out.lines().all(|l| l.chars().count() < 300), "{out}");
+        assert!(out.contains("[f.gbp:2:10002]"), "{out}");
+        assert!(out.contains("…bbbb") && out.contains("y"), "{out}");
+        // Far apart on one line: the window is the primary's.
+        assert!(out.contains("primary"), "{out}");
+    }
 }
