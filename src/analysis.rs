@@ -195,12 +195,21 @@ pub fn sweep(
 ) -> Vec<Seg> {
     let app = eval::applicable(p, src, dst);
     let ids: Vec<ContractId> = app.iter().map(|x| x.0).collect();
+    // Group sets stand for members whose address the question leaves open: either family,
+    // so every space (ICMP in IPv4, ICMPv6 in IPv6) is a possible connection.
+    let ends = (
+        eval::End::new(src, eval::Families::BOTH),
+        eval::End::new(dst, eval::Families::BOTH),
+    );
     let mut out = Vec::new();
     for space in Space::ALL {
         let mut cuts = extra.map(|f| f(space)).unwrap_or_default();
         add_cuts(p, &ids, space, &mut cuts);
         for (lo, hi) in segments(space, &cuts) {
-            let decision = eval::decide_with(p, &app, src, dst, space.flow(lo));
+            let Ok(conn) = eval::Conn::new(ends.0, ends.1, space.flow(lo)) else {
+                continue;
+            };
+            let decision = eval::decide_with(p, &app, &conn);
             out.push(Seg {
                 space,
                 lo,
@@ -349,6 +358,16 @@ impl Party {
         }
     }
 
+    /// The address families this end may have: an endpoint's, an address's, and both for a
+    /// member of a group (whose address the question leaves open).
+    pub fn families(self, p: &Policy) -> eval::Families {
+        match self {
+            Party::Endpoint(e) => eval::Families::of_addrs(&p.endpoint(e).addrs),
+            Party::Group(_) => eval::Families::BOTH,
+            Party::Address(f, _) => eval::Families::of(f),
+        }
+    }
+
     pub fn describe(self, p: &Policy) -> String {
         match self {
             Party::Endpoint(e) => format!("endpoint {}", p.endpoint_name(e)),
@@ -361,11 +380,29 @@ impl Party {
     }
 }
 
-/// Resolve what the user typed: an address, `tenant/endpoint`, `tenant/group`, an endpoint
-/// name, or a group name (endpoints first). Ambiguous bare names are errors that list the
-/// qualified choices.
+/// Resolve what the user typed for `--from`/`--to`: an address; `group:NAME` or
+/// `group:TENANT/NAME` (a group, named explicitly); `endpoint:NAME` or `endpoint:TENANT/NAME`;
+/// or a bare `NAME` / `TENANT/NAME`, which must name exactly one endpoint or group. A bare name
+/// that names several (an endpoint and a group called alike, or one in several tenants) is an
+/// error that lists the forms that name each one: a name never resolves one way silently.
 pub fn resolve(p: &Policy, text: &str) -> Result<Party, String> {
     let text = text.trim();
+    if let Some(rest) = text.strip_prefix("group:") {
+        return resolve_group(p, rest).map(Party::Group);
+    }
+    if let Some(rest) = text.strip_prefix("endpoint:") {
+        return match endpoints_named(p, rest).as_slice() {
+            [e] => Ok(Party::Endpoint(*e)),
+            [] => Err(format!("`{rest}` is not an endpoint of the policy")),
+            eps => Err(format!(
+                "`{rest}` names several endpoints: {}",
+                eps.iter()
+                    .map(|e| format!("endpoint:{}", p.endpoint_name(*e)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        };
+    }
     if let Ok(ip) = text.parse::<std::net::IpAddr>() {
         let (f, a) = crate::net::ip_to_addr(ip);
         return Ok(Party::Address(f, a));
@@ -379,63 +416,88 @@ pub fn resolve(p: &Policy, text: &str) -> Result<Party, String> {
             c.ip()
         ));
     }
-    let (tenant, name) = match text.split_once('/') {
-        Some((t, n)) => (Some(t), n),
-        None => (None, text),
-    };
-    let in_tenant = |t: crate::model::TenantId| tenant.is_none_or(|x| p.tenant(t).name == x);
-    let eps: Vec<EndpointId> = p
-        .endpoints
-        .iter()
-        .enumerate()
-        .filter(|(_, e)| e.name == name && in_tenant(e.tenant))
-        .map(|(i, _)| EndpointId(i as u32))
-        .collect();
-    if eps.len() == 1 {
-        return Ok(Party::Endpoint(eps[0]));
-    }
-    if eps.len() > 1 {
-        let names: Vec<String> = eps.iter().map(|e| p.endpoint_name(*e)).collect();
-        return Err(format!(
-            "`{text}` names several endpoints: {}; qualify it",
-            names.join(", ")
-        ));
-    }
-    let gs: Vec<GroupId> = p
-        .groups
-        .iter()
-        .enumerate()
-        .filter(|(_, g)| g.name == name && in_tenant(g.tenant))
-        .map(|(i, _)| GroupId(i as u32))
-        .collect();
-    match gs.as_slice() {
-        [g] => Ok(Party::Group(*g)),
-        [] => Err(format!(
+    let eps = endpoints_named(p, text);
+    let gs = groups_named(p, text);
+    match (eps.as_slice(), gs.as_slice()) {
+        ([e], []) => Ok(Party::Endpoint(*e)),
+        ([], [g]) => Ok(Party::Group(*g)),
+        ([], []) => Err(format!(
             "`{text}` is not an address, an endpoint or a group of the policy"
         )),
         _ => {
-            let names: Vec<String> = gs.iter().map(|g| p.group_name(*g)).collect();
+            // Each choice in its shortest form that names it alone.
+            let qualified: Vec<(String, String)> = eps
+                .iter()
+                .map(|e| ("endpoint", p.endpoint_name(*e)))
+                .chain(gs.iter().map(|g| ("group", p.group_name(*g))))
+                .map(|(k, n)| (k.to_string(), n))
+                .collect();
+            let choices: Vec<String> = qualified
+                .iter()
+                .map(|(k, n)| {
+                    if qualified.iter().filter(|(_, m)| m == n).count() == 1 {
+                        n.clone()
+                    } else {
+                        format!("{k}:{n}")
+                    }
+                })
+                .collect();
+            let what = |n: usize, one: &str, many: &str| match n {
+                0 => None,
+                1 => Some(one.to_string()),
+                n => Some(format!("{n} {many}")),
+            };
+            let kinds: Vec<String> = [
+                what(eps.len(), "an endpoint", "endpoints"),
+                what(gs.len(), "a group", "groups"),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
             Err(format!(
-                "`{text}` names several groups: {}; qualify it",
-                names.join(", ")
+                "`{text}` is ambiguous: it names {}; write one of {}",
+                kinds.join(" and "),
+                choices.join(", ")
             ))
         }
     }
 }
 
-/// Resolve a group for `query`: a group name or `tenant/group`.
-pub fn resolve_group(p: &Policy, text: &str) -> Result<GroupId, String> {
-    let (tenant, name) = match text.split_once('/') {
-        Some((t, n)) => (Some(t), n),
-        None => (None, text),
-    };
-    let gs: Vec<GroupId> = p
-        .groups
+/// Endpoints named `NAME` (in any tenant) or `TENANT/NAME`.
+fn endpoints_named(p: &Policy, text: &str) -> Vec<EndpointId> {
+    let (tenant, name) = split_qualified(text);
+    p.endpoints
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.name == name && tenant.is_none_or(|t| p.tenant(e.tenant).name == t))
+        .map(|(i, _)| EndpointId(i as u32))
+        .collect()
+}
+
+/// Groups (`any` included) named `NAME` (in any tenant) or `TENANT/NAME`.
+fn groups_named(p: &Policy, text: &str) -> Vec<GroupId> {
+    let (tenant, name) = split_qualified(text);
+    p.groups
         .iter()
         .enumerate()
         .filter(|(_, g)| g.name == name && tenant.is_none_or(|t| p.tenant(g.tenant).name == t))
         .map(|(i, _)| GroupId(i as u32))
-        .collect();
+        .collect()
+}
+
+fn split_qualified(text: &str) -> (Option<&str>, &str) {
+    match text.split_once('/') {
+        Some((t, n)) => (Some(t), n),
+        None => (None, text),
+    }
+}
+
+/// Resolve a group for `query`: a group name or `tenant/group` (`group:` in front is allowed,
+/// as `explain` takes it).
+pub fn resolve_group(p: &Policy, text: &str) -> Result<GroupId, String> {
+    let text = text.trim();
+    let text = text.strip_prefix("group:").unwrap_or(text);
+    let gs = groups_named(p, text);
     match gs.as_slice() {
         [g] => Ok(*g),
         [] => Err(format!("`{text}` is not a group of the policy")),
@@ -449,6 +511,9 @@ pub fn resolve_group(p: &Policy, text: &str) -> Result<GroupId, String> {
     }
 }
 
+/// The protocol words of a probe.
+const PROTOCOLS: [&str; 6] = ["tcp", "udp", "sctp", "icmp", "icmpv6", "ip"];
+
 /// Parse a probe as assertions write it: `tcp/5432`, `udp/53`, `icmp/echo-request`, `icmp`,
 /// `icmpv6/128`, `ip/47`.
 pub fn parse_flow(text: &str) -> Result<Flow, String> {
@@ -458,7 +523,13 @@ pub fn parse_flow(text: &str) -> Result<Flow, String> {
     };
     let port = |arg: Option<&str>| -> Result<u16, String> {
         let a = arg.ok_or_else(|| format!("`{proto}` needs a port: {proto}/443"))?;
-        crate::model::validate::port(a).map_err(|e| format!("{}: {}", e.message, e.help))
+        crate::model::validate::port(a).map_err(|e| {
+            format!(
+                "{}: a flow is one port ({proto}/443), one ICMP type (icmp/echo-request, \
+                 icmpv6/128) or one other IP protocol (ip/47); {}",
+                e.message, e.help
+            )
+        })
     };
     match proto {
         "tcp" => Ok(Flow {
@@ -495,14 +566,32 @@ pub fn parse_flow(text: &str) -> Result<Flow, String> {
             let n = arg
                 .and_then(|a| a.parse::<u8>().ok())
                 .ok_or_else(|| "`ip` needs a protocol number 0-255: ip/47".to_string())?;
+            if let Some(own) = crate::model::validate::own_form(n) {
+                return Err(format!(
+                    "`ip/{n}` is {}: {}",
+                    crate::model::validate::proto_title(own),
+                    crate::model::validate::own_form_help(own)
+                ));
+            }
             Ok(Flow {
-                proto: Proto::from_number(n),
+                proto: Proto::Other(n),
                 port: 0,
             })
         }
-        _ => Err(format!(
-            "unknown protocol `{proto}`: write tcp/N, udp/N, sctp/N, icmp/TYPE, icmpv6/TYPE or ip/N"
-        )),
+        _ => {
+            let mut m = format!(
+                "unknown protocol `{}`: write tcp/N, udp/N, sctp/N, icmp/TYPE, icmpv6/TYPE or ip/N",
+                crate::text::ellipsis(proto, 24)
+            );
+            if let Some(k) = crate::model::did_you_mean(proto, &PROTOCOLS) {
+                let fixed = match arg {
+                    Some(a) => format!("{k}/{a}"),
+                    None => k.to_string(),
+                };
+                m.push_str(&format!(" (did you mean `{fixed}`?)"));
+            }
+            Err(m)
+        }
     }
 }
 
@@ -570,7 +659,7 @@ pub fn summary(allowed: &[(Space, Ranges, Vec<Rule>)]) -> String {
 pub fn location(file: &str, src: &str, span: crate::diag::Span) -> (String, String) {
     let ix = crate::text::LineIndex::new(src);
     let pos = ix.position(src, span.start);
-    let line = src.lines().nth(pos.line).unwrap_or("").trim().to_string();
+    let line = ix.line_text(src, pos.line).trim().to_string();
     (
         format!("{file}:{}:{}", pos.line + 1, pos.col_chars + 1),
         line,

@@ -6,8 +6,9 @@ use std::fmt;
 
 use crate::diag::Span;
 use crate::model::{
-    Action, ContractId, EntryProto, FilterEntry, FilterId, GroupId, GroupKind, Policy,
+    Action, ContractId, Endpoint, EntryProto, FilterEntry, FilterId, GroupId, GroupKind, Policy,
 };
+use crate::net::{Cidr, Family};
 
 /// Transport protocol of a flow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -69,6 +70,216 @@ impl Proto {
 pub struct Flow {
     pub proto: Proto,
     pub port: u16,
+}
+
+impl Flow {
+    /// The address families this protocol exists in: ICMP is IPv4's, ICMPv6 is IPv6's.
+    pub fn families(self) -> Families {
+        match self.proto {
+            Proto::Icmp => Families::V4,
+            Proto::Icmpv6 => Families::V6,
+            _ => Families::BOTH,
+        }
+    }
+}
+
+/// A set of address families.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Families {
+    pub v4: bool,
+    pub v6: bool,
+}
+
+impl Families {
+    pub const NONE: Families = Families {
+        v4: false,
+        v6: false,
+    };
+    pub const V4: Families = Families {
+        v4: true,
+        v6: false,
+    };
+    pub const V6: Families = Families {
+        v4: false,
+        v6: true,
+    };
+    pub const BOTH: Families = Families { v4: true, v6: true };
+
+    pub fn of(f: Family) -> Families {
+        match f {
+            Family::V4 => Families::V4,
+            Family::V6 => Families::V6,
+        }
+    }
+
+    /// The families of some addresses.
+    pub fn of_addrs<'c>(addrs: impl IntoIterator<Item = &'c Cidr>) -> Families {
+        addrs
+            .into_iter()
+            .fold(Families::NONE, |f, a| f.or(Families::of(a.family)))
+    }
+
+    pub fn and(self, o: Families) -> Families {
+        Families {
+            v4: self.v4 && o.v4,
+            v6: self.v6 && o.v6,
+        }
+    }
+
+    pub fn or(self, o: Families) -> Families {
+        Families {
+            v4: self.v4 || o.v4,
+            v6: self.v6 || o.v6,
+        }
+    }
+
+    pub fn is_empty(self) -> bool {
+        !self.v4 && !self.v6
+    }
+
+    pub fn contains(self, f: Family) -> bool {
+        match f {
+            Family::V4 => self.v4,
+            Family::V6 => self.v6,
+        }
+    }
+
+    /// `IPv4`, `IPv6`, `IPv4 and IPv6`, `no address`.
+    pub fn describe(self) -> &'static str {
+        match (self.v4, self.v6) {
+            (true, false) => "IPv4",
+            (false, true) => "IPv6",
+            (true, true) => "IPv4 and IPv6",
+            (false, false) => "no address",
+        }
+    }
+}
+
+/// One end of a connection as the evaluator sees it: the groups it is in, and the address
+/// families it may have (one for an address; an endpoint's addresses; both for "a member of
+/// this group", whose address the question leaves open).
+#[derive(Clone, Copy, Debug)]
+pub struct End<'a> {
+    pub groups: &'a [GroupId],
+    pub families: Families,
+}
+
+impl<'a> End<'a> {
+    pub fn new(groups: &'a [GroupId], families: Families) -> End<'a> {
+        End { groups, families }
+    }
+
+    /// An address: the groups its class is in, and its family.
+    pub fn address(p: &'a Policy, family: Family, addr: u128) -> End<'a> {
+        End {
+            groups: p.classes.lookup(family, addr),
+            families: Families::of(family),
+        }
+    }
+
+    /// A declared endpoint: its groups, and the families of its addresses.
+    pub fn endpoint(e: &'a Endpoint) -> End<'a> {
+        End {
+            groups: &e.groups,
+            families: Families::of_addrs(&e.addrs),
+        }
+    }
+}
+
+/// Why two ends cannot be joined by a flow: no address family is common to both ends and the
+/// flow's protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CrossFamily {
+    pub src: Families,
+    pub dst: Families,
+    pub flow: Flow,
+}
+
+impl CrossFamily {
+    /// Why, in a sentence: `the source is IPv4 and the destination IPv6`, `icmp is IPv4 only,
+    /// and both ends are IPv6`.
+    pub fn describe(&self) -> String {
+        let ends = self.src.and(self.dst);
+        if ends.is_empty() {
+            return format!(
+                "the source is {} and the destination {}: no connection crosses address families",
+                self.src.describe(),
+                self.dst.describe()
+            );
+        }
+        let (proto, only) = match self.flow.proto {
+            Proto::Icmpv6 => ("icmpv6", "IPv6"),
+            _ => ("icmp", "IPv4"),
+        };
+        format!(
+            "{proto} is {only} only, and the ends have only {} in common",
+            ends.describe()
+        )
+    }
+
+    /// The probe to use instead, when only the ICMP version is wrong.
+    pub fn suggestion(&self) -> Option<&'static str> {
+        let ends = self.src.and(self.dst);
+        match self.flow.proto {
+            Proto::Icmp if ends.v6 => Some("icmpv6"),
+            Proto::Icmpv6 if ends.v4 => Some("icmp"),
+            _ => None,
+        }
+    }
+}
+
+/// A new connection the evaluator can decide: a flow between two ends that have an address
+/// family in common in which the flow's protocol exists. [`Conn::new`] is the only way to make
+/// one and refuses a connection across families (no packet of one family can reach an address
+/// of the other; ICMP does not exist in IPv6, nor ICMPv6 in IPv4), and every function that
+/// gives a verdict takes a `Conn`: the evaluator cannot be asked about a flow that cannot exist.
+#[derive(Clone, Copy, Debug)]
+pub struct Conn<'a> {
+    src: &'a [GroupId],
+    dst: &'a [GroupId],
+    flow: Flow,
+    families: Families,
+}
+
+impl<'a> Conn<'a> {
+    pub fn new(src: End<'a>, dst: End<'a>, flow: Flow) -> Result<Conn<'a>, CrossFamily> {
+        let families = src.families.and(dst.families).and(flow.families());
+        if families.is_empty() {
+            return Err(CrossFamily {
+                src: src.families,
+                dst: dst.families,
+                flow,
+            });
+        }
+        Ok(Conn {
+            src: src.groups,
+            dst: dst.groups,
+            flow,
+            families,
+        })
+    }
+
+    /// The same ends with another flow (checked again: the protocol may not exist in the
+    /// ends' family).
+    pub fn with_flow(self, flow: Flow) -> Result<Conn<'a>, CrossFamily> {
+        let src = End::new(self.src, self.families);
+        let dst = End::new(self.dst, self.families);
+        Conn::new(src, dst, flow)
+    }
+
+    pub fn src(&self) -> &'a [GroupId] {
+        self.src
+    }
+    pub fn dst(&self) -> &'a [GroupId] {
+        self.dst
+    }
+    pub fn flow(&self) -> Flow {
+        self.flow
+    }
+    /// The families the connection can be in.
+    pub fn families(&self) -> Families {
+        self.families
+    }
 }
 
 impl fmt::Display for Flow {
@@ -267,21 +478,16 @@ pub fn common_open_group(p: &Policy, src: &[GroupId], dst: &[GroupId]) -> Option
     })
 }
 
-/// The verdict for a flow from an address in groups `src` to one in groups `dst` (both sorted).
-pub fn decide(p: &Policy, src: &[GroupId], dst: &[GroupId], flow: Flow) -> Decision {
-    let app = applicable(p, src, dst);
-    decide_with(p, &app, src, dst, flow)
+/// The verdict for a connection (its ends' group sets are sorted).
+pub fn decide(p: &Policy, c: &Conn) -> Decision {
+    let app = applicable(p, c.src, c.dst);
+    decide_with(p, &app, c)
 }
 
-/// [`decide`] with the applicable contracts already computed (the backends call this for many
-/// flows between the same two group sets).
-pub fn decide_with(
-    p: &Policy,
-    app: &[(ContractId, GroupId, GroupId)],
-    src: &[GroupId],
-    dst: &[GroupId],
-    flow: Flow,
-) -> Decision {
+/// [`decide`] with the applicable contracts of the connection's ends already computed (the
+/// backends call this for many flows between the same two group sets).
+pub fn decide_with(p: &Policy, app: &[(ContractId, GroupId, GroupId)], c: &Conn) -> Decision {
+    let (src, dst, flow) = (c.src, c.dst, c.flow);
     if !can_start(flow) {
         return Decision {
             verdict: Verdict::Deny,
@@ -310,5 +516,44 @@ pub fn decide_with(
     Decision {
         verdict: Verdict::Deny,
         reason: Reason::Default,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_connection_across_families() {
+        let g = [GroupId(0)];
+        let tcp = Flow {
+            proto: Proto::Tcp,
+            port: 80,
+        };
+        let icmp = Flow {
+            proto: Proto::Icmp,
+            port: 8,
+        };
+        let icmpv6 = Flow {
+            proto: Proto::Icmpv6,
+            port: 128,
+        };
+        let end = |f| End::new(&g, f);
+        let (v4, v6, both) = (Families::V4, Families::V6, Families::BOTH);
+        assert!(Conn::new(end(v4), end(v6), tcp).is_err());
+        assert!(Conn::new(end(v6), end(v6), icmp).is_err());
+        assert!(Conn::new(end(v4), end(v4), icmpv6).is_err());
+        assert!(Conn::new(end(v4), end(Families::NONE), tcp).is_err());
+        assert!(Conn::new(end(both), end(v6), icmpv6).is_ok());
+        assert_eq!(
+            Conn::new(end(both), end(v6), tcp)
+                .map(|c| c.families())
+                .ok(),
+            Some(v6)
+        );
+        let c = Conn::new(end(both), end(v4), tcp);
+        assert!(c.is_ok_and(|c| c.with_flow(icmpv6).is_err()));
+        let x = Conn::new(end(v6), end(v6), icmp).err();
+        assert_eq!(x.and_then(|x| x.suggestion()), Some("icmpv6"));
     }
 }

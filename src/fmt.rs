@@ -88,7 +88,7 @@ fn lex(src: &str) -> Result<Lexed<'_>, Vec<Diagnostic>> {
                 .filter(|d| d.is_error())
                 .collect();
             if errors.is_empty() {
-                errors.push(syntax::pest_error(&e, 0, src.len()));
+                errors.push(syntax::pest_error(&e, 0, src));
             }
             return Err(errors);
         }
@@ -181,9 +181,11 @@ impl<'a> Lexer<'a> {
                     self.since_tok += 1;
                     i += 1;
                 }
+                // A CR here is the CR of a CRLF: the grammar rejects any other.
                 ' ' | '\t' | '\r' | '\u{FEFF}' => i += ch.len_utf8(),
                 '#' | '/' if ch == '#' || rest.starts_with("//") => {
-                    let len = rest.find('\n').unwrap_or(rest.len());
+                    // The grammar ends a comment where `text::comment_end` does.
+                    let len = crate::text::comment_end(rest, 0);
                     let text = rest.get(..len).unwrap_or("").trim_end();
                     self.comments.push(Comment {
                         start: i,
@@ -525,7 +527,12 @@ impl<'a, 'l> Writer<'a, 'l> {
         self.run(first, open - 1);
         let items: Vec<&Pair<'_, Rule>> = kids
             .iter()
-            .filter(|k| !matches!(k.as_rule(), Rule::kw_tenant | Rule::name))
+            .filter(|k| {
+                !matches!(
+                    k.as_rule(),
+                    Rule::kw_tenant | Rule::name | Rule::lbrace | Rule::rbrace
+                )
+            })
             .collect();
         let quiet = !self.comments_between(open, close);
         self.tok(open, false);
@@ -589,6 +596,7 @@ impl<'a, 'l> Writer<'a, 'l> {
                                 isolated.push(k);
                             }
                         }
+                        Rule::lbrace | Rule::rbrace => {}
                         _ => body.push(k),
                     }
                 }

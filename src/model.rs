@@ -182,6 +182,15 @@ impl Checked {
     }
 }
 
+/// The keyword or name a mistyped word most likely meant: the same word in other case (`TCP`
+/// is `tcp`: keywords are lowercase), else the closest by edit distance when close enough.
+pub fn did_you_mean<'c>(word: &str, candidates: &[&'c str]) -> Option<&'c str> {
+    if let Some(c) = candidates.iter().find(|c| c.eq_ignore_ascii_case(word)) {
+        return Some(c);
+    }
+    build::closest(&word.to_ascii_lowercase(), candidates.iter().copied())
+}
+
 /// Check a parsed file: resolve, validate, build the graph, prove the assertions.
 pub fn check(file: &crate::syntax::ast::File) -> Checked {
     build::build(file)
@@ -229,6 +238,29 @@ impl Policy {
             Party::Endpoint(e) => self.endpoint(*e).groups.clone(),
             Party::Address(c) => self.address_groups(c.family, c.addr),
         }
+    }
+
+    /// One end of an assertion as the evaluator sees it: its groups and address families.
+    pub fn party_end(&self, p: &Party) -> crate::eval::End<'_> {
+        match p {
+            Party::Endpoint(e) => crate::eval::End::endpoint(self.endpoint(*e)),
+            Party::Address(c) => crate::eval::End::address(self, c.family, c.addr),
+        }
+    }
+
+    /// The connection an assertion is about. Only an assertion across address families has
+    /// none, and the checker reports those (E032) instead of keeping them.
+    pub fn assertion_conn(
+        &self,
+        a: &Assertion,
+    ) -> Result<crate::eval::Conn<'_>, crate::eval::CrossFamily> {
+        crate::eval::Conn::new(self.party_end(&a.from), self.party_end(&a.to), a.flow)
+    }
+
+    /// The evaluator's decision for an assertion (`None`: see [`Policy::assertion_conn`]).
+    pub fn decide_assertion(&self, a: &Assertion) -> Option<crate::eval::Decision> {
+        let c = self.assertion_conn(a).ok()?;
+        Some(crate::eval::decide(self, &c))
     }
 
     /// Every group that provides `c`, after inheritance; `any` groups included.

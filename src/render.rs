@@ -1,15 +1,15 @@
 //! Renderers of the one diagnostic model. The terminal renderer uses miette; the binary picks
 //! colour or not. Returns strings; never prints.
 
-use miette::{GraphicalReportHandler, GraphicalTheme, NamedSource};
+use miette::{GraphicalReportHandler, GraphicalTheme};
 
 use crate::diag::Diagnostic;
 
-/// A diagnostic bound to its source, as miette wants it.
+/// A diagnostic bound to the excerpt of its source that miette shows.
 #[derive(Debug)]
 struct WithSource<'a> {
     diag: &'a Diagnostic,
-    src: NamedSource<String>,
+    src: Excerpt,
 }
 
 impl std::fmt::Display for WithSource<'_> {
@@ -52,6 +52,245 @@ pub fn auto_color(
     is_terminal && !no_color && !dumb
 }
 
+/// A line longer than this (in bytes) is shown cut to a window around its labels.
+const LONG_LINE: usize = 200;
+/// The width of that window (bytes), and how much of it comes before the first label.
+const WINDOW: usize = 160;
+const LEAD: usize = 60;
+/// Labels at most this many lines apart are shown in one snippet with the lines between them;
+/// farther apart, in snippets of their own.
+const MAX_GAP: usize = 2;
+
+/// One line of an excerpt: where its shown text starts in the excerpt and in the file.
+#[derive(Debug, Clone, Copy)]
+struct ShownLine {
+    /// The file's 0-based line number.
+    line: usize,
+    /// Offset of the line in the excerpt, and of its shown text after a leading `…`.
+    at: usize,
+    text_at: usize,
+    /// The shown part of the line in the file (byte offsets).
+    from: usize,
+    to: usize,
+}
+
+/// What miette sees of the source for one diagnostic: the lines its labels touch and one line
+/// either side, each cut to a window around its labels when it is long (with `…`), in blocks
+/// of consecutive lines. Labels are moved into the excerpt's offsets; line numbers and the
+/// `file:line:column` header are the file's, from [`crate::text::LineIndex`] (the one line
+/// counting of every output). A diagnostic never copies more of a long line than the window,
+/// nor the lines between two distant labels.
+#[derive(Debug)]
+struct Excerpt {
+    name: String,
+    text: String,
+    lines: Vec<ShownLine>,
+    /// Each block's first and last index in `lines`.
+    blocks: Vec<(usize, usize)>,
+    /// Column (in characters) of each excerpt line's shown start in the file, for headers.
+    src_cols: Vec<usize>,
+    /// Each label in the excerpt's offsets, with the column (in characters) of its start in the
+    /// file: the header of a label cut off by a window still names its real place.
+    heads: Vec<(usize, usize, usize)>,
+}
+
+impl Excerpt {
+    /// The excerpt of `src` for `spans` (`primary`: the index of the primary one), and the
+    /// spans moved into it.
+    fn new(
+        name: &str,
+        src: &str,
+        ix: &crate::text::LineIndex,
+        spans: &[crate::diag::Span],
+        primary: Option<usize>,
+    ) -> (Excerpt, Vec<crate::diag::Span>) {
+        // The last line with text: the empty "line" after a final line end is not context.
+        let mut last_line = ix.line_count().saturating_sub(1);
+        if last_line > 0 && ix.line_range(src, last_line).0 == src.len() {
+            last_line -= 1;
+        }
+        // Lines to show, with one line of context either side, merged into blocks.
+        let mut ranges: Vec<(usize, usize)> = spans
+            .iter()
+            .map(|s| {
+                let a = ix.line_of(s.start);
+                // A span that ends with a line end ends on that line.
+                let b = ix.line_of(s.end.saturating_sub(1).max(s.start));
+                (a.saturating_sub(1), (b + 1).min(last_line).max(b))
+            })
+            .collect();
+        ranges.sort_unstable();
+        let mut blocks: Vec<(usize, usize)> = Vec::new();
+        for (a, b) in ranges {
+            match blocks.last_mut() {
+                Some(last) if a <= last.1 + 1 + MAX_GAP => last.1 = last.1.max(b),
+                _ => blocks.push((a, b)),
+            }
+        }
+        let mut ex = Excerpt {
+            name: name.to_string(),
+            text: String::new(),
+            lines: Vec::new(),
+            blocks: Vec::new(),
+            src_cols: Vec::new(),
+            heads: Vec::new(),
+        };
+        for (a, b) in blocks {
+            let first = ex.lines.len();
+            for line in a..=b {
+                let (ls, le) = ix.line_range(src, line);
+                // The part of the line to show.
+                let (mut from, mut to) = (ls, le);
+                if le - ls > LONG_LINE {
+                    let on_line: Vec<(usize, usize)> = spans
+                        .iter()
+                        .filter(|s| s.start <= le && s.end >= ls)
+                        .map(|s| (s.start.max(ls), s.end.min(le)))
+                        .collect();
+                    let mut lo = on_line.iter().map(|x| x.0).min().unwrap_or(ls);
+                    let hi = on_line.iter().map(|x| x.1).max().unwrap_or(ls);
+                    // Labels too far apart for one window: the window is the primary's.
+                    if hi - lo > WINDOW - LEAD
+                        && let Some(p) = primary.and_then(|i| spans.get(i))
+                        && p.start >= ls
+                        && p.start <= le
+                    {
+                        lo = p.start;
+                    }
+                    from = floor_boundary(src, lo.saturating_sub(LEAD).max(ls));
+                    to = floor_boundary(src, (from + WINDOW).min(le));
+                }
+                let at = ex.text.len();
+                if from > ls {
+                    ex.text.push('…');
+                }
+                let text_at = ex.text.len();
+                for c in src.get(from..to).unwrap_or("").chars() {
+                    // Control characters (a vertical tab, a form feed, ...) would move the
+                    // terminal's cursor: shown as spaces of the same byte length.
+                    if c.is_control() && c != '\t' || crate::text::is_vertical_space(c) {
+                        ex.text.extend(std::iter::repeat_n(' ', c.len_utf8()));
+                    } else {
+                        ex.text.push(c);
+                    }
+                }
+                if to < le {
+                    ex.text.push('…');
+                }
+                ex.text.push('\n');
+                ex.src_cols.push(ix.position(src, from).col_chars);
+                ex.lines.push(ShownLine {
+                    line,
+                    at,
+                    text_at,
+                    from,
+                    to,
+                });
+            }
+            ex.blocks.push((first, ex.lines.len() - 1));
+        }
+        let moved: Vec<crate::diag::Span> = spans
+            .iter()
+            .map(|s| crate::diag::Span::new(ex.map(ix, s.start), ex.map(ix, s.end.max(s.start))))
+            .collect();
+        ex.heads = spans
+            .iter()
+            .zip(&moved)
+            .map(|(s, m)| (m.start, m.end, ix.position(src, s.start).col_chars))
+            .collect();
+        (ex, moved)
+    }
+
+    /// A file offset in the excerpt's offsets (clamped to the shown part of its line).
+    fn map(&self, ix: &crate::text::LineIndex, offset: usize) -> usize {
+        let line = ix.line_of(offset);
+        let i = self.lines.partition_point(|l| l.line < line);
+        let Some(l) = self.lines.get(i).filter(|l| l.line == line) else {
+            return self.text.len();
+        };
+        l.text_at + offset.clamp(l.from, l.to) - l.from
+    }
+
+    /// The excerpt line holding excerpt offset `at`.
+    fn line_at(&self, at: usize) -> usize {
+        self.lines.partition_point(|l| l.at <= at).saturating_sub(1)
+    }
+
+    /// Where excerpt line `i` ends, its line end included.
+    fn line_end(&self, i: usize) -> usize {
+        self.lines.get(i + 1).map_or(self.text.len(), |l| l.at)
+    }
+}
+
+/// The largest char boundary at or before `i`.
+fn floor_boundary(s: &str, mut i: usize) -> usize {
+    i = i.min(s.len());
+    while i > 0 && !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// The smallest char boundary at or after `i`.
+fn ceil_boundary(s: &str, mut i: usize) -> usize {
+    i = i.min(s.len());
+    while i < s.len() && !s.is_char_boundary(i) {
+        i += 1;
+    }
+    i
+}
+
+impl miette::SourceCode for Excerpt {
+    fn read_span<'a>(
+        &'a self,
+        span: &miette::SourceSpan,
+        before: usize,
+        after: usize,
+    ) -> Result<Box<dyn miette::SpanContents<'a> + 'a>, miette::MietteError> {
+        let start = span.offset();
+        let end = start + span.len();
+        if self.lines.is_empty() || end > self.text.len() {
+            return Err(miette::MietteError::OutOfBounds);
+        }
+        let first = self.line_at(start);
+        let last = self.line_at(end.saturating_sub(1).max(start));
+        // Never across two blocks: they are not consecutive lines of the file.
+        let Some(&(b0, b1)) = self.blocks.iter().find(|(a, b)| *a <= first && first <= *b) else {
+            return Err(miette::MietteError::OutOfBounds);
+        };
+        if last > b1 {
+            return Err(miette::MietteError::OutOfBounds);
+        }
+        let from_line = first.saturating_sub(before).max(b0);
+        let to_line = (last + after).min(b1);
+        let data_start = self.lines[from_line].at;
+        let data_end = self.line_end(to_line);
+        let column = if before == 0 {
+            let head = self.heads.iter().find(|h| (h.0, h.1) == (start, end));
+            head.map_or_else(
+                || {
+                    let l = &self.lines[first];
+                    let shown = self.text.get(l.text_at..start.max(l.text_at)).unwrap_or("");
+                    self.src_cols[first] + shown.chars().count()
+                },
+                |h| h.2,
+            )
+        } else {
+            0
+        };
+        Ok(Box::new(miette::MietteSpanContents::new_named(
+            self.name.clone(),
+            &self.text.as_bytes()[data_start..data_end],
+            (data_start, data_end - data_start).into(),
+            self.lines[from_line].line,
+            column,
+            // Counted to the end of the block, so that miette joins every label of a block
+            // into one snippet (and never two blocks: `read_span` refuses that above).
+            b1 - from_line + 1,
+        )))
+    }
+}
+
 /// Render diagnostics for a terminal (or, with `color: false`, for logs and snapshots).
 pub fn terminal(diags: &[Diagnostic], file_name: &str, src: &str, color: bool) -> String {
     let theme = if color {
@@ -60,17 +299,27 @@ pub fn terminal(diags: &[Diagnostic], file_name: &str, src: &str, color: bool) -
         GraphicalTheme::unicode_nocolor()
     };
     let handler = GraphicalReportHandler::new_themed(theme).with_width(100);
+    let ix = crate::text::LineIndex::new(src);
     let mut out = String::new();
     for d in diags {
         // Spans past the end (a truncated or undecodable file) are clamped to the text.
         let mut d = d.clone();
-        for l in &mut d.labels {
-            l.span.start = l.span.start.min(src.len());
-            l.span.end = l.span.end.min(src.len());
+        let spans: Vec<crate::diag::Span> = d
+            .labels
+            .iter()
+            .map(|l| {
+                let start = floor_boundary(src, l.span.start.min(src.len()));
+                crate::diag::Span::new(start, ceil_boundary(src, l.span.end.min(src.len())))
+            })
+            .collect();
+        let primary = d.labels.iter().position(|l| l.primary);
+        let (excerpt, moved) = Excerpt::new(file_name, src, &ix, &spans, primary);
+        for (l, s) in d.labels.iter_mut().zip(moved) {
+            l.span = s;
         }
         let w = WithSource {
             diag: &d,
-            src: NamedSource::new(file_name, src.to_string()),
+            src: excerpt,
         };
         if handler.render_report(&mut out, &w).is_err() {
             out.push_str(&format!("{}: {}\n", d.code, d.message));
@@ -146,4 +395,32 @@ pub fn json(diags: &[Diagnostic], file_name: &str, src: &str) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diag::{Code, Span};
+
+    /// A long line is shown as a window around the labels, with `…` where it is cut, and the
+    /// header still names the primary label's real line and column.
+    #[test]
+    fn long_lines_are_cut_around_the_labels() {
+        let src = format!(
+            "tenant t {{\n{}x{}y\n}}\n",
+            "a".repeat(5000),
+            "b".repeat(5000)
+        );
+        let x = src.find('x').unwrap_or(0);
+        let y = src.find('y').unwrap_or(0);
+        let d = Diagnostic::error(Code::Syntax, "m")
+            .primary(Span::new(y, y + 1), "primary")
+            .secondary(Span::new(x, x + 1), "secondary");
+        let out = terminal(&[d], "f.gbp", &src, false);
+        assert!(out.lines().all(|l| l.chars().count() < 300), "{out}");
+        assert!(out.contains("[f.gbp:2:10002]"), "{out}");
+        assert!(out.contains("…bbbb") && out.contains("y"), "{out}");
+        // Far apart on one line: the window is the primary's.
+        assert!(out.contains("primary"), "{out}");
+    }
 }

@@ -65,8 +65,18 @@ pub fn parse(src: &str) -> Parsed {
             ],
         };
     }
+    // Line ends other than LF and CRLF are reported first; the text is then read with each of
+    // them as a line feed (same offsets), as an editor shows it, so the rest of the file is
+    // still checked and no rule hides in a comment that one reader ends and another does not.
+    let line_errors = line_end_errors(src);
+    let lf = if line_errors.is_empty() {
+        None
+    } else {
+        crate::text::with_stray_line_breaks_as_lf(src)
+    };
+    let text = lf.as_deref().unwrap_or(src);
     use pest::Parser;
-    match GbpParser::parse(Rule::file, src) {
+    let mut parsed = match GbpParser::parse(Rule::file, text) {
         Ok(pairs) => {
             let mut b = build::Builder::new(0);
             let file = b.file(pairs);
@@ -76,31 +86,107 @@ pub fn parse(src: &str) -> Parsed {
             }
         }
         Err(whole) => {
-            let mut parsed = recover::parse_recovering(src);
+            let mut parsed = recover::parse_recovering(text);
             if !parsed.errors.iter().any(|d| d.is_error()) {
-                parsed.errors.push(pest_error(&whole, 0, src.len()));
+                parsed.errors.push(pest_error(&whole, 0, text));
             }
             parsed
         }
-    }
+    };
+    parsed.file.incomplete = parsed.errors.iter().any(|d| d.is_error());
+    parsed.errors.extend(line_errors);
+    crate::diag::sort(&mut parsed.errors);
+    parsed
 }
 
-/// A pest error as a diagnostic; `base` is the offset of the parsed slice in the file.
-pub(crate) fn pest_error(e: &pest::error::Error<Rule>, base: usize, file_len: usize) -> Diagnostic {
+/// At most this many `E006` diagnostics per file (a file saved with CR line ends has one per
+/// line); one more says how many were not shown.
+const MAX_LINE_END_ERRORS: usize = 100;
+
+/// `E006` for every line end other than LF and CRLF (see [`crate::text`]).
+fn line_end_errors(src: &str) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let mut more = 0usize;
+    let mut first_more = None;
+    for (at, c) in crate::text::stray_line_breaks(src) {
+        if out.len() == MAX_LINE_END_ERRORS {
+            more += 1;
+            first_more.get_or_insert(Span::new(at, at + c.len_utf8()));
+            continue;
+        }
+        let span = Span::new(at, at + c.len_utf8());
+        let name = crate::text::vertical_space_name(c);
+        let help = if c == '\r' {
+            "lines end with LF or CRLF; some tools show a lone CR as a line break and others do \
+             not, so the text after it could hide in a comment. Replace it with a line feed \
+             (or save the file with LF or CRLF line ends)"
+        } else {
+            "lines end with LF or CRLF, and this character is neither a line end nor whitespace \
+             in a policy; some tools show it as a line break and others do not. Replace it with \
+             a line feed, or remove it"
+        };
+        out.push(
+            Diagnostic::error(Code::LineEnd, format!("{name} is not a line end"))
+                .primary(span, "this character")
+                .help(help)
+                .fix(span, "\n", "replace with a line feed"),
+        );
+    }
+    if let Some(span) = first_more {
+        out.push(
+            Diagnostic::error(
+                Code::LineEnd,
+                format!("{more} more line ends other than LF or CRLF are not shown"),
+            )
+            .primary(span, "the next one")
+            .help("save the file with LF or CRLF line ends"),
+        );
+    }
+    out
+}
+
+fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
+}
+
+/// A pest error as a diagnostic; `base` is the offset of the parsed slice in `src`, the whole
+/// file. An error at a word underlines the whole word (never from its middle) and names it;
+/// when the word is a misspelt keyword or protocol that could come there (`tcpp`, `TCP`,
+/// `permitt`), the help says which, with a fix.
+pub(crate) fn pest_error(e: &pest::error::Error<Rule>, base: usize, src: &str) -> Diagnostic {
     use pest::error::{ErrorVariant, InputLocation};
+    let file_len = src.len();
     let (start, end) = match e.location {
         InputLocation::Pos(p) => (p, p),
         InputLocation::Span((s, e)) => (s, e),
     };
-    let start = (base + start).min(file_len);
-    let end = (base + end).min(file_len);
-    let message = match &e.variant {
+    let mut start = (base + start).min(file_len);
+    let mut end = (base + end).min(file_len);
+    let bytes = src.as_bytes();
+    let word_at = |i: usize| bytes.get(i).is_some_and(|&b| is_word_byte(b));
+    if start == end && word_at(start) {
+        while start > base && word_at(start - 1) {
+            start -= 1;
+        }
+        end = start;
+        while word_at(end) {
+            end += 1;
+        }
+    }
+    let word = src.get(start..end).unwrap_or("");
+    let mut message = match &e.variant {
         ErrorVariant::ParsingError {
             positives,
             negatives,
         } => {
             let mut names: Vec<&str> = positives.iter().filter_map(|r| rule_name(*r)).collect();
-            names.sort_unstable();
+            // Words first, punctuation (`{`, `}`, `->`) last.
+            names.sort_unstable_by_key(|n| {
+                (
+                    n.starts_with("`{`") || n.starts_with("`}`") || n.starts_with("`->`"),
+                    *n,
+                )
+            });
             names.dedup();
             if names.is_empty() {
                 let neg: Vec<&str> = negatives.iter().filter_map(|r| rule_name(*r)).collect();
@@ -115,9 +201,109 @@ pub(crate) fn pest_error(e: &pest::error::Error<Rule>, base: usize, file_len: us
         }
         ErrorVariant::CustomError { message } => message.clone(),
     };
-    Diagnostic::error(Code::Syntax, format!("syntax error: {message}"))
-        .primary(Span::new(start, end), "here")
-        .help(syntax_help(&e.variant))
+    if message.starts_with("expected") {
+        match src.get(start..).and_then(|r| r.chars().next()) {
+            _ if !word.is_empty() => {
+                message.push_str(&format!(", found `{}`", crate::text::ellipsis(word, 40)))
+            }
+            None => message.push_str(", found the end of the file"),
+            Some(c) if !c.is_whitespace() && !c.is_control() => {
+                message.push_str(&format!(", found `{c}`"))
+            }
+            Some(_) => {}
+        }
+    }
+    let span = Span::new(start, end);
+    let mut d = Diagnostic::error(Code::Syntax, format!("syntax error: {message}")).primary(
+        span,
+        if word.is_empty() {
+            "here"
+        } else {
+            "not expected here"
+        },
+    );
+    let keywords: Vec<&str> = match &e.variant {
+        ErrorVariant::ParsingError { positives, .. } => {
+            let mut k: Vec<&str> = positives
+                .iter()
+                .flat_map(|r| keywords(*r))
+                .copied()
+                .collect();
+            k.sort_unstable();
+            k.dedup();
+            k
+        }
+        ErrorVariant::CustomError { .. } => Vec::new(),
+    };
+    match crate::model::did_you_mean(word, &keywords).filter(|k| *k != word) {
+        Some(k) => {
+            let why = if k.eq_ignore_ascii_case(word) {
+                " (keywords are lowercase)"
+            } else {
+                ""
+            };
+            d = d.help(format!("did you mean `{k}`?{why}")).fix(
+                span,
+                k,
+                format!("change to `{k}`"),
+            );
+        }
+        None => d = d.help(syntax_help(&e.variant)),
+    }
+    d
+}
+
+/// The keywords (and protocol words) a rule may start with, for did-you-mean.
+fn keywords(r: Rule) -> &'static [&'static str] {
+    const PROTOS: &[&str] = &["tcp", "udp", "sctp", "icmp", "icmpv6", "ip"];
+    const ITEMS: &[&str] = &[
+        "filter", "contract", "global", "group", "external", "any", "assert",
+    ];
+    const STMTS: &[&str] = &["select", "address", "endpoint", "provides", "consumes"];
+    match r {
+        Rule::kw_tenant | Rule::tenant => &["tenant"],
+        Rule::entry
+        | Rule::port_entry
+        | Rule::port_proto
+        | Rule::icmp_entry
+        | Rule::icmp_proto
+        | Rule::any_ip_entry
+        | Rule::probe
+        | Rule::probe_proto => PROTOS,
+        Rule::filter
+        | Rule::kw_filter
+        | Rule::contract
+        | Rule::kw_contract
+        | Rule::global
+        | Rule::group
+        | Rule::kw_group
+        | Rule::external
+        | Rule::kw_external
+        | Rule::any_block
+        | Rule::kw_any
+        | Rule::assertion
+        | Rule::kw_assert => ITEMS,
+        Rule::select
+        | Rule::kw_select
+        | Rule::address
+        | Rule::kw_address
+        | Rule::endpoint
+        | Rule::kw_endpoint
+        | Rule::provides
+        | Rule::kw_provides
+        | Rule::consumes
+        | Rule::kw_consumes => STMTS,
+        Rule::subject | Rule::kw_subject => &["subject"],
+        Rule::action => &["permit", "deny"],
+        Rule::verdict => &["allow", "deny"],
+        Rule::modifier | Rule::isolated | Rule::extends | Rule::kw_extends => {
+            &["isolated", "extends"]
+        }
+        Rule::log => &["log"],
+        Rule::kw_labels => &["labels"],
+        Rule::except => &["except"],
+        _ => &[],
+    }
 }
 
 fn one_of(names: &[&str]) -> String {
@@ -140,6 +326,9 @@ fn syntax_help(v: &pest::error::ErrorVariant<Rule>) -> String {
         }
         if positives.contains(&Rule::entry) {
             return "a filter holds entries such as `tcp 80, 443`, `udp 53`, `icmp echo-request` or `ip`".into();
+        }
+        if positives.contains(&Rule::modifier) {
+            return "a group reads `group NAME [isolated] [extends PARENT] { ... }`".into();
         }
         if positives.contains(&Rule::select) || positives.contains(&Rule::provides) {
             return "a group holds `select`, `address`, `endpoint`, `provides` and `consumes` statements".into();
@@ -173,7 +362,8 @@ fn rule_name(r: Rule) -> Option<&'static str> {
         Rule::subject | Rule::kw_subject => "`subject`",
         Rule::action => "`permit` or `deny`",
         Rule::log => "`log`",
-        Rule::modifier | Rule::extends | Rule::kw_extends => "`extends`",
+        Rule::modifier => "`isolated`, `extends`",
+        Rule::extends | Rule::kw_extends => "`extends`",
         Rule::isolated => "`isolated`",
         Rule::select | Rule::kw_select => "`select`",
         Rule::address | Rule::kw_address => "`address`",
@@ -188,6 +378,9 @@ fn rule_name(r: Rule) -> Option<&'static str> {
         Rule::target => "an endpoint name or address",
         Rule::probe | Rule::probe_proto => "a probe such as tcp/443",
         Rule::verdict => "`allow` or `deny`",
+        Rule::lbrace => "`{`",
+        Rule::rbrace => "`}`",
+        Rule::arrow => "`->`",
         _ => return None,
     })
 }

@@ -469,7 +469,15 @@ pub fn policy(seed: u64, size: Size) -> String {
             let proto = *rng.pick(&[Proto::Tcp, Proto::Tcp, Proto::Udp, Proto::Sctp]);
             let port = *rng.pick(&PROBE_PORTS);
             let flow = Flow { proto, port };
-            let v = eval::decide(p, &p.endpoint(se).groups, &p.endpoint(de).groups, flow).verdict;
+            // Only flows that can exist: an assertion across address families is an error.
+            let ends = (
+                eval::End::endpoint(p.endpoint(se)),
+                eval::End::endpoint(p.endpoint(de)),
+            );
+            let Ok(conn) = eval::Conn::new(ends.0, ends.1, flow) else {
+                continue;
+            };
+            let v = eval::decide(p, &conn).verdict;
             let dref = if dt == st {
                 d.clone()
             } else {
@@ -640,7 +648,12 @@ pub fn eval_matrix(p: &Policy) -> String {
                 let mut b: Vec<(u16, u16)> = Vec::new();
                 for &(lo, hi) in &segments[pi] {
                     let flow = Flow { proto, port: lo };
-                    if eval::decide_with(p, &app, sg, dg, flow).verdict == Verdict::Allow {
+                    // Pods in Kubernetes: their address family does not constrain a peer.
+                    let both = eval::Families::BOTH;
+                    let ends = (eval::End::new(sg, both), eval::End::new(dg, both));
+                    let allowed = eval::Conn::new(ends.0, ends.1, flow)
+                        .is_ok_and(|c| eval::decide_with(p, &app, &c).verdict == Verdict::Allow);
+                    if allowed {
                         push_range(&mut a, lo, hi);
                     }
                     let permitted = eval::matches(p, &app, flow)

@@ -71,7 +71,8 @@ fn commands_on_examples() {
         // explain: every assertion of the example.
         let mut out = String::new();
         for a in &p.asserts {
-            let e = analysis::explain::explain(&p, party(&a.from), party(&a.to), a.flow);
+            let e = analysis::explain::explain(&p, party(&a.from), party(&a.to), a.flow)
+                .unwrap_or_else(|e| panic!("{rel}: {e}"));
             let want = match a.expect {
                 gbpc::model::Expect::Allow => Verdict::Allow,
                 gbpc::model::Expect::Deny => Verdict::Deny,
@@ -83,7 +84,8 @@ fn commands_on_examples() {
         }
         snapshot(&format!("analysis-explain-{name}"), &out);
         if let Some(a) = p.asserts.first() {
-            let e = analysis::explain::explain(&p, party(&a.from), party(&a.to), a.flow);
+            let e = analysis::explain::explain(&p, party(&a.from), party(&a.to), a.flow)
+                .unwrap_or_else(|e| panic!("{rel}: {e}"));
             let j = analysis::explain::json(&e, &p, &rel, &src);
             let v: serde_json::Value = serde_json::from_str(&j).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(v["verdict"], e.decision.verdict.as_str());
@@ -223,7 +225,10 @@ fn query_agrees_with_evaluator() {
             let src = analysis::nominal(&p, s);
             let dst = analysis::nominal(&p, d);
             for f in &flows {
-                let want = eval::decide(&p, &src, &dst, *f).verdict == Verdict::Allow;
+                let both = eval::Families::BOTH;
+                let ends = (eval::End::new(&src, both), eval::End::new(&dst, both));
+                let conn = eval::Conn::new(ends.0, ends.1, *f).unwrap_or_else(|e| panic!("{e:?}"));
+                let want = eval::decide(&p, &conn).verdict == Verdict::Allow;
                 let got = reach.first().is_some_and(|r| {
                     analysis::query::allows(r, Space::of_proto(f.proto), f.port as u32)
                 });
@@ -293,14 +298,15 @@ fn diff_changes_are_evaluator_changes() {
         proto: Proto::Tcp,
         port: 8081,
     };
-    assert_eq!(
-        eval::decide(&old, &g(&old, "web"), &g(&old, "app"), flow).verdict,
-        Verdict::Deny
-    );
-    assert_eq!(
-        eval::decide(&new, &g(&new, "web"), &g(&new, "app"), flow).verdict,
-        Verdict::Allow
-    );
+    let decide = |p: &Policy| {
+        let (web, app) = (g(p, "web"), g(p, "app"));
+        let both = eval::Families::BOTH;
+        let ends = (eval::End::new(&web, both), eval::End::new(&app, both));
+        let conn = eval::Conn::new(ends.0, ends.1, flow).unwrap_or_else(|e| panic!("{e:?}"));
+        eval::decide(p, &conn).verdict
+    };
+    assert_eq!(decide(&old), Verdict::Deny);
+    assert_eq!(decide(&new), Verdict::Allow);
 }
 
 /// Lint cases: each `tests/lint/*.gbp` checks without errors and with the warning it is

@@ -237,22 +237,13 @@ fn truth_table(p: &Policy) -> String {
             if si == di {
                 continue;
             }
-            let common = s
-                .addrs
-                .iter()
-                .any(|a| d.addrs.iter().any(|b| a.family == b.family));
-            if !common {
-                continue;
-            }
             for f in &flows {
-                let v4 = s.addrs.iter().any(|a| a.family == gbpc::net::Family::V4)
-                    && d.addrs.iter().any(|a| a.family == gbpc::net::Family::V4);
-                let v6 = s.addrs.iter().any(|a| a.family == gbpc::net::Family::V6)
-                    && d.addrs.iter().any(|a| a.family == gbpc::net::Family::V6);
-                if (f.proto == Proto::Icmp && !v4) || (f.proto == Proto::Icmpv6 && !v6) {
+                // Only flows that can exist: ends of one family, ICMP in IPv4, ICMPv6 in IPv6.
+                let Ok(conn) = eval::Conn::new(eval::End::endpoint(s), eval::End::endpoint(d), *f)
+                else {
                     continue;
-                }
-                let dec = eval::decide(p, &s.groups, &d.groups, *f);
+                };
+                let dec = eval::decide(p, &conn);
                 let why = match dec.reason {
                     eval::Reason::Subject(m) => format!(
                         "{}:{}",
@@ -311,7 +302,13 @@ fn evaluator_tables() {
             };
             let (s, d) = (find(cols[0]), find(cols[1]));
             let flow = parse_probe(cols[2]);
-            let dec = eval::decide(&p, &p.endpoints[s].groups, &p.endpoints[d].groups, flow);
+            let ends = (
+                eval::End::endpoint(&p.endpoints[s]),
+                eval::End::endpoint(&p.endpoints[d]),
+            );
+            let conn = eval::Conn::new(ends.0, ends.1, flow)
+                .unwrap_or_else(|x| panic!("{}:{}: {}", path.display(), ln + 1, x.describe()));
+            let dec = eval::decide(&p, &conn);
             rows += 1;
             if dec.verdict.as_str() != cols[3] {
                 wrong.push(format!(
@@ -457,4 +454,220 @@ fn hostile_inputs_do_not_panic() {
     }
     let bytes = b"tenant t { filter f { tcp 80 } }\xff\xfe";
     assert!(gbpc::syntax::decode(bytes).is_err());
+}
+
+/// The `[file:line:column]` headers of a terminal rendering, in order.
+fn terminal_headers(out: &str) -> Vec<(usize, usize)> {
+    out.lines()
+        .filter_map(|l| {
+            let h = l.split_once("╭─[")?.1.strip_suffix(']')?;
+            let mut it = h.rsplitn(3, ':');
+            let col = it.next()?.parse().ok()?;
+            let line = it.next()?.parse().ok()?;
+            Some((line, col))
+        })
+        .collect()
+}
+
+/// One notion of a line end (docs/language.md, "Line ends"), over the whole class: in every
+/// example, line ends in turn (a spread of them) are replaced by each character that is not a
+/// line end of the language (a lone CR, VT, FF, NEL, U+2028, U+2029; and a lone CR in a file
+/// with CRLF line ends). Each variant: exactly one finding, `E006` on that character (the rest
+/// of the file is read as an editor shows it, so nothing else changes and no rule is lost in a
+/// comment); `fmt` refuses it with that error; the terminal header and the JSON position of
+/// the finding agree (one line counting). The CRLF file itself checks clean and formats as the
+/// LF file does.
+#[test]
+fn line_ends_one_rule_everywhere() {
+    let stray = ["\r", "\u{0B}", "\u{0C}", "\u{85}", "\u{2028}", "\u{2029}"];
+    let cases: Vec<PathBuf> = examples()
+        .into_iter()
+        .filter(|p| stem(p) != "large")
+        .collect();
+    each_case(&cases, |path| {
+        let lf = read(path);
+        let crlf = lf.replace('\n', "\r\n");
+        assert!(gbpc::check_source(&crlf).ok(), "{}: CRLF", path.display());
+        assert_eq!(
+            gbpc::fmt::format(&crlf).ok(),
+            gbpc::fmt::format(&lf).ok(),
+            "{}",
+            path.display()
+        );
+        let ends: Vec<usize> = lf.match_indices('\n').map(|(i, _)| i).collect();
+        let step = (ends.len() / 8).max(1);
+        let mut variants: Vec<(String, usize, usize)> = Vec::new();
+        for &at in ends.iter().step_by(step) {
+            for k in stray {
+                if k == "\r" && lf[at + 1..].starts_with('\n') {
+                    continue; // that would make a CRLF
+                }
+                let v = format!("{}{k}{}", &lf[..at], &lf[at + 1..]);
+                variants.push((v, at, k.len()));
+            }
+            // A lone CR among CRLF line ends.
+            let n = lf[..at].matches('\n').count();
+            let cr_at = at + n;
+            let v = format!("{}\r{}", &crlf[..cr_at], &crlf[cr_at + 2..]);
+            variants.push((v, cr_at, 1));
+        }
+        for (v, at, len) in variants {
+            let what = format!("{} with {:?} at {at}", path.display(), &v[at..at + len]);
+            let checked = gbpc::check_source(&v);
+            let diags = checked.diagnostics();
+            let found: Vec<(gbpc::diag::Code, Option<gbpc::diag::Span>)> =
+                diags.iter().map(|d| (d.code, d.primary_span())).collect();
+            assert_eq!(
+                found,
+                [(
+                    gbpc::diag::Code::LineEnd,
+                    Some(gbpc::diag::Span::new(at, at + len))
+                )],
+                "{what}"
+            );
+            match gbpc::fmt::format(&v) {
+                Ok(_) => panic!("{what}: formatted"),
+                Err(e) => assert_eq!(e, diags, "{what}"),
+            }
+            let term = gbpc::render::terminal(&diags, "x.gbp", &v, false);
+            let json: serde_json::Value =
+                serde_json::from_str(gbpc::render::json(&diags, "x.gbp", &v).trim())
+                    .unwrap_or_else(|e| panic!("{what}: {e}"));
+            let start = &json["labels"][0]["start"];
+            let want = (
+                start["line"].as_u64().unwrap_or(0) as usize,
+                start["column"].as_u64().unwrap_or(0) as usize,
+            );
+            assert_eq!(terminal_headers(&term), [want], "{what}:\n{term}");
+        }
+    });
+}
+
+/// `explain`'s ends and flows (issue 11 items 3, 4, 8; issue 10 item 5): a bare name that
+/// names an endpoint and groups is an error listing the forms that name each (`endpoint:`,
+/// `group:`, `tenant/name`), never the endpoint silently; a flow across address families, or
+/// ICMP of the other family, has no verdict; `ip/N` of a protocol with its own form is refused
+/// as assertions refuse it; a group with no possible member is answered with a note.
+#[test]
+fn explain_names_and_flows() {
+    use gbpc::analysis::{self, Party};
+    let src = "\
+tenant t {
+  filter http { tcp 80 }
+  contract c { subject s permit http }
+  group web { address 198.18.1.0/24, 2001:db8:1::/64  endpoint web 198.18.1.10  endpoint w6 2001:db8:1::10  consumes c }
+  group app { address 198.18.2.0/24, 2001:db8:2::/64  endpoint app1 198.18.2.10  endpoint app6 2001:db8:2::10  provides c }
+  external gone { address 203.0.113.0/24 except 203.0.113.0/25, 203.0.113.128/25  consumes c }
+}
+tenant u { group web { select app=web } }
+";
+    let p = compile_ok(src);
+    let err = |t: &str| analysis::resolve(&p, t).err().unwrap_or_default();
+    let e = err("web");
+    for form in ["endpoint:t/web", "group:t/web", "u/web"] {
+        assert!(e.contains(form), "{e}");
+    }
+    let e = err("t/web");
+    assert!(
+        e.contains("endpoint:t/web") && e.contains("group:t/web"),
+        "{e}"
+    );
+    assert!(err("group:web").contains("t/web, u/web"));
+    let group = |t: &str| match analysis::resolve(&p, t) {
+        Ok(Party::Group(g)) => p.group_name(g),
+        x => panic!("{t}: {x:?}"),
+    };
+    assert_eq!(group("group:t/web"), "t/web");
+    assert_eq!(group("u/web"), "u/web");
+    assert_eq!(group("group:u/web"), "u/web");
+    let endpoint = |t: &str| match analysis::resolve(&p, t) {
+        Ok(Party::Endpoint(e)) => e,
+        x => panic!("{t}: {x:?}"),
+    };
+    let (web, app1, app6) = (
+        endpoint("endpoint:web"),
+        endpoint("app1"),
+        endpoint("t/app6"),
+    );
+    let flow = |t: &str| analysis::parse_flow(t).unwrap_or_else(|e| panic!("{t}: {e}"));
+    // Across families, and ICMP of the other family: no verdict.
+    let x = analysis::explain::explain(
+        &p,
+        Party::Endpoint(web),
+        Party::Endpoint(app6),
+        flow("tcp/80"),
+    );
+    assert!(
+        x.as_ref()
+            .is_err_and(|e| e.contains("IPv4") && e.contains("IPv6")),
+        "{x:?}"
+    );
+    let x = analysis::explain::explain(
+        &p,
+        Party::Endpoint(web),
+        Party::Endpoint(app1),
+        flow("icmpv6"),
+    );
+    assert!(x.as_ref().is_err_and(|e| e.contains("use icmp")), "{x:?}");
+    let to_v6 = analysis::resolve(&p, "2001:db8:2::10").unwrap_or_else(|e| panic!("{e}"));
+    let from_v4 = analysis::resolve(&p, "198.18.1.10").unwrap_or_else(|e| panic!("{e}"));
+    assert!(analysis::explain::explain(&p, from_v4, to_v6, flow("tcp/80")).is_err());
+    // A member of a group may have either family; the evaluator agrees on both.
+    let g = analysis::resolve(&p, "group:t/web").unwrap_or_else(|e| panic!("{e}"));
+    for to in [Party::Endpoint(app1), Party::Endpoint(app6)] {
+        let x = analysis::explain::explain(&p, g, to, flow("tcp/80"));
+        assert!(x.is_ok_and(|e| e.decision.verdict == eval::Verdict::Allow));
+    }
+    // `ip/N` means a protocol without a form of its own.
+    for (t, want) in [
+        ("ip/6", "TCP"),
+        ("ip/17", "UDP"),
+        ("ip/1", "ICMP"),
+        ("ip/58", "ICMPv6"),
+        ("ip/132", "SCTP"),
+        ("tcp/80-90", "one port"),
+        ("tcpp/80", "did you mean `tcp/80`"),
+        ("TCP/80", "did you mean `tcp/80`"),
+    ] {
+        let e = analysis::parse_flow(t).err().unwrap_or_default();
+        assert!(e.contains(want), "{t}: {e}");
+    }
+    assert_eq!(
+        flow("ip/47"),
+        Flow {
+            proto: Proto::Other(47),
+            port: 0
+        }
+    );
+    // A group no address can be in: answered, with a note that says so.
+    let gone = analysis::resolve(&p, "gone").unwrap_or_else(|e| panic!("{e}"));
+    let x = analysis::explain::explain(&p, gone, Party::Endpoint(app1), flow("tcp/80"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        x.notes.iter().any(|n| n.contains("no member")),
+        "{:?}",
+        x.notes
+    );
+    let text = analysis::explain::text(&x, "x.gbp", src);
+    assert!(text.contains("note: group t/gone has no address"), "{text}");
+    // The command: an ambiguous name and a flow across families are usage errors (exit 2).
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let file = dir.path().join("p.gbp");
+    std::fs::write(&file, src).unwrap_or_else(|e| panic!("{e}"));
+    let run = |from: &str, to: &str, port: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_gbpc"))
+            .args(["explain", "--from", from, "--to", to, "--port", port])
+            .arg(&file)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let o = run("web", "app1", "tcp/80");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("group:t/web"));
+    assert_eq!(run("web1", "app1", "tcp/80").status.code(), Some(2));
+    assert_eq!(run("endpoint:web", "app6", "tcp/80").status.code(), Some(2));
+    assert_eq!(run("endpoint:web", "app1", "ip/6").status.code(), Some(2));
+    let o = run("group:t/web", "app1", "tcp/80");
+    assert_eq!(o.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("tcp/80: allow"));
 }

@@ -227,7 +227,7 @@ fn broken_inputs_are_not_formatted_or_keep_their_findings() {
         let syntax: Vec<_> = checked
             .errors
             .iter()
-            .filter(|d| d.code == gbpc::diag::Code::Syntax)
+            .filter(|d| matches!(d.code, gbpc::diag::Code::Syntax | gbpc::diag::Code::LineEnd))
             .cloned()
             .collect();
         match gbpc::fmt::format(src) {
@@ -391,4 +391,43 @@ fn command_check_rewrite_and_stdin() {
     // Usage and I/O errors: exit 2.
     assert_eq!(run(&["fmt"], None).0, Some(2));
     assert_eq!(run(&["fmt", &path("missing.gbp")], None).0, Some(2));
+}
+
+/// Line ends (docs/language.md, "Line ends"): LF and CRLF format alike and the output has only
+/// LF; a file with any other line end (the issue: a lone CR that hid a deny in a comment, which
+/// `fmt` wrote back) is refused with `E006` and never rewritten, in place or from stdin.
+#[test]
+fn only_lf_and_crlf_are_line_ends() {
+    let lf = "tenant t {\n  filter web { tcp 80 }  # web\n  filter ssh { tcp 22 }\n}\n";
+    let crlf = lf.replace('\n', "\r\n");
+    assert_eq!(fmt(&crlf, "crlf"), lf);
+    for k in ["\r", "\u{0B}", "\u{0C}", "\u{85}", "\u{2028}", "\u{2029}"] {
+        // After the comment: the next filter would be comment text to a reader that does not
+        // break the line there.
+        let at = lf.find("  filter ssh").unwrap_or(0) - 1;
+        let src = format!("{}{k}{}", &lf[..at], &lf[at + 1..]);
+        let Err(e) = gbpc::fmt::format(&src) else {
+            panic!("{k:?}: formatted");
+        };
+        assert_eq!(e.len(), 1, "{k:?}: {e:#?}");
+        assert_eq!(e[0].code, gbpc::diag::Code::LineEnd, "{k:?}");
+        assert_eq!(e[0].primary_span().map(|s| s.start), Some(at), "{k:?}");
+        assert_eq!(
+            e[0].fixes.first().map(|f| f.replacement.as_str()),
+            Some("\n")
+        );
+    }
+    let bin = env!("CARGO_BIN_EXE_gbpc");
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let file = dir.path().join("cr.gbp");
+    let src = read(&root().join("tests/broken/line-end-lone-cr-hides-a-rule.gbp"));
+    std::fs::write(&file, &src).unwrap_or_else(|e| panic!("{e}"));
+    let out = Command::new(bin)
+        .args(["--color", "never", "fmt"])
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("gbpc::E006"));
+    assert_eq!(read(&file), src);
 }

@@ -725,7 +725,14 @@ fn compare(what: &str, p: &Policy, list: &Value) -> (usize, Vec<String>) {
             }
             let rules = pair_rules(objs, src, dst);
             for &flow in &flows {
-                let ev = eval::decide(p, &src.groups, &dst.groups, flow);
+                // Pods: their address family does not constrain a NetworkPolicy peer.
+                let both = eval::Families::BOTH;
+                let ends = (
+                    eval::End::new(&src.groups, both),
+                    eval::End::new(&dst.groups, both),
+                );
+                let conn = eval::Conn::new(ends.0, ends.1, flow).unwrap();
+                let ev = eval::decide(p, &conn);
                 if !eval::can_start(flow) {
                     // An ICMP reply or error is never a new connection: stateful plugins pass
                     // it only as part of an allowed one, and the evaluator denies it as new.

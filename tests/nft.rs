@@ -1409,7 +1409,15 @@ fn compare(name: &str, p: &Policy, rs: &Ruleset, mode: Enforce) -> Report {
             Family::V6 => &flows_v6,
         };
         for &flow in fl {
-            let dec = eval::decide(p, &s.groups, &d.groups, flow);
+            let fam = eval::Families::of(s.family);
+            let ends = (
+                eval::End::new(&s.groups, fam),
+                eval::End::new(&d.groups, fam),
+            );
+            let Ok(conn) = eval::Conn::new(ends.0, ends.1, flow) else {
+                continue; // no such packet: a protocol of the other family
+            };
+            let dec = eval::decide(p, &conn);
             let pkt = Pkt {
                 family: s.family,
                 saddr: s.addr,
@@ -2541,11 +2549,9 @@ fn real_traffic_through_a_routed_fabric() {
             proto: Proto::Tcp,
             port: port.parse().unwrap(),
         };
-        (
-            eval::decide(&p, &s.groups, &d.groups, flow),
-            d.name.clone(),
-            flow,
-        )
+        let ends = (eval::End::endpoint(s), eval::End::endpoint(d));
+        let conn = eval::Conn::new(ends.0, ends.1, flow).unwrap();
+        (eval::decide(&p, &conn), d.name.clone(), flow)
     };
 
     let addr = |n: &str| eps.iter().find(|(e, _)| e == n).unwrap().1;
@@ -2594,7 +2600,8 @@ fn real_traffic_through_a_routed_fabric() {
                 proto: Proto::Icmp,
                 port: ty as u16,
             };
-            let dec = eval::decide(&p, &c1.groups, &s1.groups, flow);
+            let ends = (eval::End::endpoint(c1), eval::End::endpoint(s1));
+            let dec = eval::decide(&p, &eval::Conn::new(ends.0, ends.1, flow).unwrap());
             let expected = expected_kernel(mode, flow, &dec);
             if icmp.contains(&ty) != expected || expected != arrives {
                 let _ = writeln!(

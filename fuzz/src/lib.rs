@@ -3,6 +3,9 @@
 
 use std::sync::OnceLock;
 
+/// The line-end class and `ip/N` probes (kept apart from the generator below).
+pub mod line_ends;
+
 use gbpc::diag::Diagnostic;
 
 /// Reads choices from the fuzz input; once the bytes run out every choice is 0 (the shortest

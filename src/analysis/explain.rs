@@ -3,7 +3,7 @@
 
 use crate::diag::Span;
 use crate::eval::{self, Decision, Flow, Reason, Verdict};
-use crate::model::{Action, Policy};
+use crate::model::{Action, GroupKind, Policy};
 
 use super::{Party, location};
 
@@ -32,14 +32,71 @@ pub struct Explanation {
     pub description: String,
     pub span: Option<Span>,
     pub matched: Vec<Matched>,
+    /// What the answer rests on that the user may not expect: an end that no real address or
+    /// pod can be (the verdict is then about a member that cannot exist).
+    pub notes: Vec<String>,
+}
+
+/// Why no member of this end can exist, if none can: an external group with no address left
+/// (W020), a group with no select, address or endpoint (W105).
+fn memberless(p: &Policy, party: Party) -> Option<String> {
+    let Party::Group(g) = party else {
+        return None;
+    };
+    let grp = p.group(g);
+    let name = p.group_name(g);
+    match grp.kind {
+        GroupKind::External => {
+            let present = p.classes.sets.iter().any(|s| s.contains(&g));
+            (!present).then(|| {
+                format!(
+                    "group {name} has no address (its prefixes are excepted or inside internal \
+                     groups): no member of it can exist, so this verdict is about none"
+                )
+            })
+        }
+        GroupKind::Internal => {
+            let empty = grp.selector.is_empty() && grp.nets.is_empty() && grp.endpoints.is_empty();
+            empty.then(|| {
+                format!(
+                    "group {name} has no select, address or endpoint: no member of it can \
+                     exist, so this verdict is about none"
+                )
+            })
+        }
+        GroupKind::Any => None,
+    }
 }
 
 /// Explain the flow from `from` to `to`. The verdict is `eval::decide`'s; the list of matches
-/// is `eval::matches` over the same applicable contracts.
-pub fn explain(p: &Policy, from: Party, to: Party, flow: Flow) -> Explanation {
+/// is `eval::matches` over the same applicable contracts. A flow that cannot exist (ends of
+/// different address families, ICMP between IPv6 ends, ICMPv6 between IPv4 ends) has no
+/// verdict: the error says why.
+pub fn explain(p: &Policy, from: Party, to: Party, flow: Flow) -> Result<Explanation, String> {
     let src = from.groups(p);
     let dst = to.groups(p);
-    let decision = eval::decide(p, &src, &dst, flow);
+    let conn = eval::Conn::new(
+        eval::End::new(&src, from.families(p)),
+        eval::End::new(&dst, to.families(p)),
+        flow,
+    )
+    .map_err(|x| {
+        let mut m = format!(
+            "no connection from {} to {} can be {flow}: {}",
+            from.describe(p),
+            to.describe(p),
+            x.describe()
+        );
+        if let Some(s) = x.suggestion() {
+            m.push_str(&format!(" (use {s})"));
+        }
+        m
+    })?;
+    let decision = eval::decide(p, &conn);
+    let notes: Vec<String> = [memberless(p, from), memberless(p, to)]
+        .into_iter()
+        .flatten()
+        .collect();
     let app = eval::applicable(p, &src, &dst);
     // Matches only count when the flow can start a connection at all (evaluator step 0).
     let ms = if eval::can_start(flow) {
@@ -68,7 +125,7 @@ pub fn explain(p: &Policy, from: Party, to: Party, flow: Flow) -> Explanation {
             }
         })
         .collect();
-    Explanation {
+    Ok(Explanation {
         from: from.describe(p),
         to: to.describe(p),
         from_groups: src.iter().map(|g| p.group_name(*g)).collect(),
@@ -78,7 +135,8 @@ pub fn explain(p: &Policy, from: Party, to: Party, flow: Flow) -> Explanation {
         span: decision.span(p),
         decision,
         matched,
-    }
+        notes,
+    })
 }
 
 fn action_str(a: Action) -> &'static str {
@@ -106,6 +164,9 @@ pub fn text(e: &Explanation, file: &str, src: &str) -> String {
         list(&e.from_groups)
     ));
     out.push_str(&format!("  to   {} in [{}]\n", e.to, list(&e.to_groups)));
+    for n in &e.notes {
+        out.push_str(&format!("note: {n}\n"));
+    }
     out.push_str(&format!("decided: {}\n", e.description));
     if let Some(span) = e.span {
         let (at, line) = location(file, src, span);
@@ -218,6 +279,7 @@ pub fn json(e: &Explanation, p: &Policy, file: &str, src: &str) -> String {
         "description": e.description,
         "location": e.span.map(|s| json_loc(file, src, s)),
         "matched": matched,
+        "notes": e.notes,
     });
     let mut s = serde_json::to_string_pretty(&v).unwrap_or_default();
     s.push('\n');

@@ -34,7 +34,8 @@ pub struct ExplainArgs {
     /// The policy file, or `-` for standard input.
     file: PathBuf,
     /// Source: an endpoint (`web1`, `tenant/web1`), a group (`web`, `tenant/web`; stands for
-    /// a member of that group only) or an address.
+    /// a member of that group only) or an address. A name that means both (or names several)
+    /// is an error: `endpoint:NAME` and `group:NAME` name one kind explicitly.
     #[arg(long)]
     from: String,
     /// Destination, in the same forms as --from.
@@ -138,7 +139,7 @@ pub fn explain(a: ExplainArgs, color: bool, json: bool) -> Outcome {
     let from = analysis::resolve(p, &a.from).map_err(|e| usage(&format!("--from: {e}")))?;
     let to = analysis::resolve(p, &a.to).map_err(|e| usage(&format!("--to: {e}")))?;
     let flow = analysis::parse_flow(&a.port).map_err(|e| usage(&format!("--port: {e}")))?;
-    let e = analysis::explain::explain(p, from, to, flow);
+    let e = analysis::explain::explain(p, from, to, flow).map_err(|e| usage(&e))?;
     emit(&match a.format {
         TextOrJson::Text => analysis::explain::text(&e, &name, &src),
         TextOrJson::Json => analysis::explain::json(&e, p, &name, &src),

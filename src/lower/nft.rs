@@ -169,7 +169,14 @@ pub fn lower(p: &Policy, o: &Options) -> LowerResult {
                         proto: proto.unwrap_or(Proto::Other(0)),
                         port: lo,
                     };
-                    let dec = eval::decide_with(p, &app, src, dst, flow);
+                    // Class pairs stand for any packet between their addresses: the kernel
+                    // only pairs classes of one packet's family, so both families are open.
+                    let both = eval::Families::BOTH;
+                    let ends = (eval::End::new(src, both), eval::End::new(dst, both));
+                    let Ok(conn) = eval::Conn::new(ends.0, ends.1, flow) else {
+                        continue;
+                    };
+                    let dec = eval::decide_with(p, &app, &conn);
                     let Reason::Subject(m) = dec.reason else {
                         if let Some(e) = last.take() {
                             out.push(e);

@@ -75,21 +75,20 @@ fn lex(text: &str) -> Option<Vec<Tok<'_>>> {
         let b = bytes[i];
         let two = bytes.get(i..i + 2);
         if b == b'#' || two == Some(b"//") {
-            while i < bytes.len() && bytes[i] != b'\n' {
-                i += 1;
-            }
+            // Where the grammar ends a comment: at any vertical space (docs: "Line ends").
+            i = crate::text::comment_end(text, i);
             if i == bytes.len() {
                 return None;
             }
             continue;
         }
+        if let Some(n) = crate::text::vertical_space_at(bytes, i) {
+            line_start = true;
+            i += n;
+            continue;
+        }
         let t = match b {
-            b'\n' => {
-                line_start = true;
-                i += 1;
-                continue;
-            }
-            b' ' | b'\t' | b'\r' => {
+            b' ' | b'\t' => {
                 i += 1;
                 continue;
             }

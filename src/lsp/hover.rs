@@ -341,7 +341,7 @@ fn assertion(p: &Policy, offset: usize) -> Option<(String, Span)> {
         .asserts
         .iter()
         .find(|a| a.span.start <= offset && offset <= a.span.end)?;
-    let d = eval::decide(p, &p.party_groups(&a.from), &p.party_groups(&a.to), a.flow);
+    let d = p.decide_assertion(a)?;
     let verdict = match d.verdict {
         eval::Verdict::Allow => "allowed",
         eval::Verdict::Deny => "denied",

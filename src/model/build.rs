@@ -69,6 +69,7 @@ pub(super) fn build(file: &ast::File) -> Checked {
     b.resolve_groups();
     super::graph::inheritance(&mut b.p, &mut b.errors);
     b.membership();
+    b.externals_without_address();
     if file.broken.is_empty() {
         // With a declaration lost to a syntax error, "unused" would mostly be noise.
         super::graph::unused(&b.p, &b.filter_used, &mut b.warnings);
@@ -400,11 +401,16 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// E010 for `r`; `candidates` are the names of its kind where it was looked up (for a
+    /// did-you-mean), `elsewhere` the qualified names `tenant/name` of the same name in other
+    /// tenants that could be used here (suggested first: the likelier mistake is a missing
+    /// qualification, not a typo).
     fn undefined(
         &self,
         what: &str,
         r: &ast::Reference,
         candidates: Vec<&str>,
+        elsewhere: Vec<String>,
         help: &str,
     ) -> Option<Diagnostic> {
         // The name of a declaration that failed to parse: its syntax error speaks for it.
@@ -416,6 +422,26 @@ impl<'a> Builder<'a> {
             format!("{what} `{}` is not defined", r.display()),
         )
         .primary(r.span, format!("no {what} with this name"));
+        if !elsewhere.is_empty() {
+            let list = elsewhere
+                .iter()
+                .map(|q| format!("`{q}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            d = d.help(match elsewhere.as_slice() {
+                [one] => format!(
+                    "did you mean `{one}`? A name of another tenant is written with its tenant"
+                ),
+                _ => format!(
+                    "other tenants have it: {list}; a name of another tenant is written with \
+                     its tenant"
+                ),
+            });
+            for q in elsewhere {
+                d = d.fix(r.span, q.clone(), format!("change to `{q}`"));
+            }
+            return Some(d);
+        }
         match closest(&r.name.text, candidates.iter().copied()) {
             Some(best) => {
                 let replacement = match &r.tenant {
@@ -481,6 +507,7 @@ impl<'a> Builder<'a> {
                                 "filter",
                                 r,
                                 cands,
+                                Vec::new(),
                                 "declare it: `filter NAME { tcp 443 }`",
                             );
                             self.errors.extend(d);
@@ -523,12 +550,29 @@ impl<'a> Builder<'a> {
                 .keys()
                 .copied()
                 .collect();
-            let d = self.undefined(
-                "contract",
-                r,
-                cands,
-                "declare it: `contract NAME { subject NAME permit FILTER }`",
-            );
+            // Consumed without its tenant: another tenant's global contract of that name (one
+            // that is not global is named in the help: it needs `global` first).
+            let global_in = |ti: usize, global: bool| {
+                self.contracts[ti]
+                    .get(r.name.text.as_str())
+                    .is_some_and(|c| self.p.contracts[c.index()].global == global)
+            };
+            let (elsewhere, private) = if consume && r.tenant.is_none() {
+                (
+                    self.qualified_elsewhere(tid, &r.name.text, |ti| global_in(ti, true)),
+                    self.qualified_elsewhere(tid, &r.name.text, |ti| global_in(ti, false)),
+                )
+            } else {
+                (Vec::new(), Vec::new())
+            };
+            let help = match private.first() {
+                Some(q) if elsewhere.is_empty() => format!(
+                    "`{q}` has this name but is not global: declare it `global contract` in its \
+                     tenant and consume it as `{q}`, or declare a contract here"
+                ),
+                _ => "declare it: `contract NAME { subject NAME permit FILTER }`".to_string(),
+            };
+            let d = self.undefined("contract", r, cands, elsewhere, &help);
             self.errors.extend(d);
             return None;
         };
@@ -569,6 +613,25 @@ impl<'a> Builder<'a> {
         Some(c)
     }
 
+    /// `tenant/name` for every other tenant (by name, each once) for which `has` holds.
+    fn qualified_elsewhere(
+        &self,
+        tid: TenantId,
+        name: &str,
+        has: impl Fn(usize) -> bool,
+    ) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for (ti, t) in self.p.tenants.iter().enumerate() {
+            if ti == tid.index() || t.name == self.p.tenants[tid.index()].name || !has(ti) {
+                continue;
+            }
+            out.push(format!("{}/{name}", t.name));
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
     fn undefined_tenant(&self, t: &ast::Ident) -> Option<Diagnostic> {
         let r = ast::Reference {
             tenant: None,
@@ -580,6 +643,7 @@ impl<'a> Builder<'a> {
             "tenant",
             &r,
             cands,
+            Vec::new(),
             "declare the tenant, or fix the qualified name `tenant/name`",
         )
     }
@@ -614,6 +678,41 @@ impl<'a> Builder<'a> {
             }
             out.insert(l.key.clone(), l.value.clone());
         }
+    }
+
+    /// A single address where one is required (`who` takes one: an endpoint, an assertion).
+    /// `198.18.2.10/24` is that address with a prefix length, so the suggestion is
+    /// `198.18.2.10` (not the network `198.18.2.0/24`, which is no more an address).
+    fn host(&mut self, a: &ast::AddrText, code: Code, who: &str, help: &str) -> Option<Cidr> {
+        if let Some((ip, _)) = a.text.split_once('/')
+            && let Ok(addr) = ip.parse::<std::net::IpAddr>()
+            && matches!(Cidr::parse(&a.text), Err(CidrError::HostBits { .. }))
+        {
+            let fixed = addr.to_string();
+            self.errors.push(
+                Diagnostic::error(
+                    code,
+                    format!("{who} takes one address, and `{}` is a prefix", a.text),
+                )
+                .primary(a.span, "a prefix")
+                .help(format!("did you mean `{fixed}`? ({help})"))
+                .fix(a.span, fixed.clone(), format!("change to `{fixed}`")),
+            );
+            return None;
+        }
+        let c = self.cidr(a)?;
+        if !c.is_host() {
+            self.errors.push(
+                Diagnostic::error(
+                    code,
+                    format!("{who} takes one address, and `{c}` is a prefix"),
+                )
+                .primary(a.span, "a prefix")
+                .help(help.to_string()),
+            );
+            return None;
+        }
+        Some(c)
     }
 
     fn cidr(&mut self, a: &ast::AddrText) -> Option<Cidr> {
@@ -710,6 +809,7 @@ impl<'a> Builder<'a> {
                             "group",
                             &r,
                             cands,
+                            Vec::new(),
                             "declare the parent group in the same tenant",
                         );
                         self.errors.extend(d);
@@ -805,15 +905,14 @@ impl<'a> Builder<'a> {
                 }
                 let mut addrs: Vec<Cidr> = Vec::new();
                 for a in &e.addrs {
-                    let Some(c) = self.cidr(a) else { continue };
-                    if !c.is_host() {
-                        self.errors.push(
-                            Diagnostic::error(Code::BadAddress, format!("endpoint `{}` has a prefix `{c}`, not an address", e.name.text))
-                                .primary(a.span, "")
-                                .help("an endpoint has single addresses; put prefixes in the group's `address`"),
-                        );
+                    let Some(c) = self.host(
+                        a,
+                        Code::BadAddress,
+                        &format!("endpoint `{}`", e.name.text),
+                        "an endpoint has single addresses; put prefixes in the group's `address`",
+                    ) else {
                         continue;
-                    }
+                    };
                     if addrs.iter().any(|x| x.family == c.family) {
                         self.errors.push(
                             Diagnostic::error(
@@ -1013,7 +1112,11 @@ impl<'a> Builder<'a> {
                 for &g in found {
                     if !gs.contains(&g) {
                         let grp = &p.groups[g.index()];
-                        if grp.kind == GroupKind::Internal && !grp.selector.is_empty() {
+                        // Two copies of one tenant (E011) overlap everywhere: not a finding.
+                        let copies = grp.tenant != e.tenant
+                            && p.tenants[grp.tenant.index()].name
+                                == p.tenants[e.tenant.index()].name;
+                        if grp.kind == GroupKind::Internal && !grp.selector.is_empty() && !copies {
                             warnings.push(
                                 Diagnostic::warning(
                                     Code::LabelAddressDisagree,
@@ -1086,6 +1189,51 @@ impl<'a> Builder<'a> {
         self.p.classes = classes;
         self.errors.extend(diags);
         self.warnings.extend(warnings);
+    }
+
+    /// W020: an external group has prefixes, yet no address is in it: every prefix is excepted
+    /// entirely, or lies inside internal groups (which win). Its contracts can never apply.
+    fn externals_without_address(&mut self) {
+        let p = &self.p;
+        let mut present = vec![false; p.groups.len()];
+        for set in &p.classes.sets {
+            for g in set {
+                present[g.index()] = true;
+            }
+        }
+        let mut out = Vec::new();
+        for (gi, g) in p.groups.iter().enumerate() {
+            if g.kind != GroupKind::External || g.nets.is_empty() || present[gi] {
+                continue;
+            }
+            let all_excepted = g
+                .nets
+                .iter()
+                .all(|n| subtract(n.cidr.first(), n.cidr.last(), &n.except).is_empty());
+            let (why, help) = if all_excepted {
+                (
+                    "every prefix is excepted entirely",
+                    "an `except` list that covers its whole prefix leaves nothing: remove the \
+                     exception, or the prefix",
+                )
+            } else {
+                (
+                    "its addresses are all inside internal groups, which win",
+                    "an address that an internal group holds is never a member of an external \
+                     group; give it prefixes outside the fabric's",
+                )
+            };
+            let mut d = Diagnostic::warning(
+                Code::NoAddressLeft,
+                format!("external group `{}` has no address: {why}", g.name),
+            )
+            .primary(g.name_span, "no address is in this group");
+            for n in &g.nets {
+                d = d.secondary(n.span, "");
+            }
+            out.push(d.help(format!("{help}; until then its contracts never apply")));
+        }
+        self.warnings.extend(out);
     }
 
     /// Subjects whose consumers and providers share no address family can never match.
@@ -1181,18 +1329,12 @@ impl<'a> Builder<'a> {
     fn party(&mut self, tid: TenantId, t: &ast::Target) -> Option<Party> {
         match t {
             ast::Target::Addr(a) => {
-                let c = self.cidr(a)?;
-                if !c.is_host() {
-                    self.errors.push(
-                        Diagnostic::error(
-                            Code::AssertTarget,
-                            format!("`{c}` is a prefix; an assertion names one address"),
-                        )
-                        .primary(a.span, "")
-                        .help("use one address of the prefix, or an endpoint name"),
-                    );
-                    return None;
-                }
+                let c = self.host(
+                    a,
+                    Code::AssertTarget,
+                    "an assertion",
+                    "an assertion names one address, or an endpoint",
+                )?;
                 Some(Party::Address(c))
             }
             ast::Target::Ref(r) => {
@@ -1222,10 +1364,18 @@ impl<'a> Builder<'a> {
                     .keys()
                     .copied()
                     .collect();
+                let elsewhere = if r.tenant.is_none() {
+                    self.qualified_elsewhere(tid, &r.name.text, |ti| {
+                        self.endpoints[ti].contains_key(r.name.text.as_str())
+                    })
+                } else {
+                    Vec::new()
+                };
                 let d = self.undefined(
                     "endpoint",
                     r,
                     cands,
+                    elsewhere,
                     "declare it inside a group: `endpoint NAME ADDRESS`",
                 );
                 self.errors.extend(d);
@@ -1291,8 +1441,28 @@ impl<'a> Builder<'a> {
                     ));
                     return None;
                 };
+                if let Some(own) = validate::own_form(n) {
+                    let mut d = Diagnostic::error(
+                        Code::ProbeForm,
+                        format!(
+                            "`ip/{n}` is {}: probe it as `{own}`",
+                            validate::proto_title(own)
+                        ),
+                    )
+                    .primary(
+                        pr.span,
+                        format!("{} has a form of its own", validate::proto_title(own)),
+                    )
+                    .help(validate::own_form_help(own));
+                    // ICMP without a type is its echo request; a port cannot be guessed.
+                    if own.starts_with("icmp") {
+                        d = d.fix(pr.span, own, format!("change to `{own}`"));
+                    }
+                    self.errors.push(d);
+                    return None;
+                }
                 Flow {
-                    proto: Proto::from_number(n),
+                    proto: Proto::Other(n),
                     port: 0,
                 }
             }
@@ -1313,6 +1483,10 @@ impl<'a> Builder<'a> {
                 let (Some(from), Some(to), Some(flow)) = (from, to, flow) else {
                     continue;
                 };
+                if let Some(d) = self.cross_family(a, &from, &to, flow) {
+                    self.errors.push(d);
+                    continue;
+                }
                 self.p.asserts.push(Assertion {
                     tenant: tid,
                     from,
@@ -1329,7 +1503,7 @@ impl<'a> Builder<'a> {
                 });
             }
         }
-        if !self.errors.is_empty() {
+        if !self.errors.is_empty() || self.file.incomplete {
             return;
         }
         let mut out = Vec::new();
@@ -1342,6 +1516,76 @@ impl<'a> Builder<'a> {
     }
 }
 
+impl Builder<'_> {
+    /// E032: an assertion whose ends no connection can join (different address families, or
+    /// an ICMP version that does not exist in theirs). `None` when the ends and the probe
+    /// share a family, or when an end has no valid address (already an error of its own).
+    fn cross_family(
+        &self,
+        a: &ast::Assert,
+        from: &Party,
+        to: &Party,
+        flow: Flow,
+    ) -> Option<Diagnostic> {
+        let (src, dst) = (self.p.party_end(from), self.p.party_end(to));
+        if src.families.is_empty() || dst.families.is_empty() {
+            return None;
+        }
+        let x = eval::Conn::new(src, dst, flow).err()?;
+        let probe = match &a.probe.arg {
+            Some(arg) => format!("{}/{arg}", a.probe.proto),
+            None => a.probe.proto.clone(),
+        };
+        let what = format!(
+            "`{} -> {} {probe}` cannot be a connection",
+            target_text(&a.from),
+            target_text(&a.to),
+        );
+        let mut d = Diagnostic::error(Code::CrossFamily, what);
+        if let Some(proto) = x.suggestion() {
+            let pspan = Span::new(a.probe.span.start, a.probe.span.start + a.probe.proto.len());
+            d = d
+                .primary(pspan, format!("{} only", flow.families().describe()))
+                .secondary(
+                    a.from.span().join(a.to.span()),
+                    format!("{} in common", src.families.and(dst.families).describe()),
+                );
+            // The same probe in the other ICMP: by name when the name exists there; a type
+            // number means something else in the other family, so no edit is offered.
+            let v6 = proto == "icmpv6";
+            let same = match &a.probe.arg {
+                None => true,
+                Some(arg) => {
+                    !arg.bytes().all(|b| b.is_ascii_digit()) && validate::icmp_type(v6, arg).is_ok()
+                }
+            };
+            if same {
+                d = d.help(format!("{}; write `{proto}`", x.describe())).fix(
+                    pspan,
+                    proto,
+                    format!("change to `{proto}`"),
+                );
+            } else {
+                d = d.help(format!(
+                    "{}; write `{proto}` with its own type (ICMP and ICMPv6 number their types \
+                     differently: echo-request is 8 and 128)",
+                    x.describe()
+                ));
+            }
+        } else {
+            d = d
+                .primary(a.to.span(), dst.families.describe())
+                .secondary(a.from.span(), src.families.describe())
+                .help(format!(
+                    "{}; assert between ends of one family (an endpoint may have one IPv4 and \
+                     one IPv6 address)",
+                    x.describe()
+                ));
+        }
+        Some(d)
+    }
+}
+
 fn target_text(t: &ast::Target) -> String {
     match t {
         ast::Target::Addr(a) => a.text.clone(),
@@ -1351,10 +1595,8 @@ fn target_text(t: &ast::Target) -> String {
 
 /// Check one assertion against the evaluator; a diagnostic when it does not hold.
 pub fn prove(p: &Policy, a: &Assertion) -> Option<Diagnostic> {
-    // A flow needs a common family: ICMP picks its own; otherwise try IPv4 then IPv6.
-    let src = p.party_groups(&a.from);
-    let dst = p.party_groups(&a.to);
-    let d = eval::decide(p, &src, &dst, a.flow);
+    // Assertions across families were reported (E032) and never kept.
+    let d = p.decide_assertion(a)?;
     let expected = match a.expect {
         Expect::Allow => Verdict::Allow,
         Expect::Deny => Verdict::Deny,

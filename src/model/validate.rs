@@ -51,8 +51,8 @@ pub fn dns_label(what: &str, name: &str) -> Result<(), Invalid> {
     if name.len() > MAX_NAME {
         return Err(invalid(
             format!(
-                "{what} name `{}…` is {} characters long; the limit is {MAX_NAME}",
-                truncate(name, 24),
+                "{what} name `{}` is {} characters long; the limit is {MAX_NAME}",
+                crate::text::ellipsis(name, 24),
                 name.len()
             ),
             "names become Kubernetes names and nftables identifiers (DNS-1123 labels, at most 63 characters)",
@@ -79,8 +79,9 @@ pub fn dns_label(what: &str, name: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// At most `n` characters of `s`, with `…` when something was cut.
 pub fn truncate(s: &str, n: usize) -> String {
-    s.chars().take(n).collect()
+    crate::text::ellipsis(s, n)
 }
 
 fn label_name(part: &str, what: &str) -> Result<(), Invalid> {
@@ -88,7 +89,7 @@ fn label_name(part: &str, what: &str) -> Result<(), Invalid> {
         return Err(invalid(
             format!(
                 "label {what} `{}` must be 1-63 characters",
-                truncate(part, 64)
+                crate::text::ellipsis(part, 64)
             ),
             "Kubernetes label names are at most 63 characters",
             None,
@@ -130,7 +131,7 @@ pub fn label_key(key: &str) -> Result<(), Invalid> {
             return Err(invalid(
                 format!(
                     "label key prefix `{}` is not a DNS subdomain",
-                    truncate(p, 64)
+                    crate::text::ellipsis(p, 64)
                 ),
                 "a label key prefix is a lowercase DNS name such as `app.kubernetes.io`",
                 None,
@@ -157,12 +158,59 @@ pub fn port(text: &str) -> Result<u16, Invalid> {
             "ports are 1-65535",
             None,
         )),
-        _ => Err(invalid(
-            format!("port {} is out of range", truncate(text, 12)),
+        _ if text.bytes().all(|b| b.is_ascii_digit()) => Err(invalid(
+            format!("port {} is out of range", crate::text::ellipsis(text, 12)),
             "ports are 1-65535",
             None,
         )),
+        _ => Err(invalid(
+            format!("`{}` is not a port", crate::text::ellipsis(text, 24)),
+            "a port is one number, 1-65535",
+            None,
+        )),
     }
+}
+
+/// The protocol that has a form of its own for IP protocol number `n` (`ip/6` is `tcp`), if
+/// any. Probes `ip/N` stand for the other protocols only: the kernel sees protocol 6 as TCP,
+/// with a port, so `ip/6` could be neither probed apart from TCP nor matched apart from `tcp`
+/// filter entries.
+pub fn own_form(n: u8) -> Option<&'static str> {
+    Some(match n {
+        1 => "icmp",
+        6 => "tcp",
+        17 => "udp",
+        58 => "icmpv6",
+        132 => "sctp",
+        _ => return None,
+    })
+}
+
+/// `TCP`, `UDP`, `SCTP`, `ICMP`, `ICMPv6`: a protocol word as prose writes it.
+pub fn proto_title(proto: &str) -> &'static str {
+    match proto {
+        "tcp" => "TCP",
+        "udp" => "UDP",
+        "sctp" => "SCTP",
+        "icmp" => "ICMP",
+        "icmpv6" => "ICMPv6",
+        _ => "IP",
+    }
+}
+
+/// What to write instead of `ip/N` for a protocol with a form of its own.
+pub fn own_form_help(proto: &str) -> String {
+    let example = match proto {
+        "tcp" => "tcp/443",
+        "udp" => "udp/53",
+        "sctp" => "sctp/3868",
+        "icmp" => "icmp/echo-request",
+        _ => "icmpv6/echo-request",
+    };
+    format!(
+        "probe it as {example}: `ip/N` is for protocols without a form of their own (GRE is \
+         ip/47, ESP ip/50), which only `ip` filter entries match"
+    )
 }
 
 /// ICMP (v4) type names nftables knows, with their numbers.
@@ -214,7 +262,10 @@ pub fn icmp_type(v6: bool, text: &str) -> Result<u8, Invalid> {
         return match text.parse::<u16>() {
             Ok(n) if n <= 255 => Ok(n as u8),
             _ => Err(invalid(
-                format!("{family} type {} is out of range", truncate(text, 12)),
+                format!(
+                    "{family} type {} is out of range",
+                    crate::text::ellipsis(text, 12)
+                ),
                 "ICMP types are 0-255",
                 None,
             )),
@@ -225,7 +276,10 @@ pub fn icmp_type(v6: bool, text: &str) -> Result<u8, Invalid> {
     }
     let best = crate::model::build::closest(text, table.iter().map(|(n, _)| *n));
     Err(invalid(
-        format!("unknown {family} type `{}`", truncate(text, 40)),
+        format!(
+            "unknown {family} type `{}`",
+            crate::text::ellipsis(text, 40)
+        ),
         format!(
             "{family} types are numbers 0-255 or one of: {}",
             table.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")

@@ -91,12 +91,12 @@ pub fn compare(p: &Policy, plan: &Plan, outcomes: &[Outcome]) -> Findings {
         if !ok {
             let s = &plan.nodes[pr.src];
             let d = &plan.nodes[pr.dst];
-            let dec = eval::decide(
-                p,
-                &p.endpoint(s.endpoint).groups,
-                &p.endpoint(d.endpoint).groups,
-                pr.flow,
+            let fam = eval::Families::of(pr.family);
+            let ends = (
+                eval::End::new(&p.endpoint(s.endpoint).groups, fam),
+                eval::End::new(&p.endpoint(d.endpoint).groups, fam),
             );
+            let dec = eval::Conn::new(ends.0, ends.1, pr.flow).map(|c| eval::decide(p, &c));
             f.disagreements.push(Disagreement {
                 probe: i,
                 src: s.name.clone(),
@@ -105,8 +105,10 @@ pub fn compare(p: &Policy, plan: &Plan, outcomes: &[Outcome]) -> Findings {
                 flow: pr.flow,
                 expect: pr.expect,
                 outcome: o,
-                rule: dec.describe(p),
-                span: dec.span(p),
+                rule: dec
+                    .as_ref()
+                    .map_or_else(|x| x.describe(), |d| d.describe(p)),
+                span: dec.as_ref().ok().and_then(|d| d.span(p)),
             });
         }
     }

@@ -280,7 +280,12 @@ pub fn plan(p: &Policy, o: &Options) -> Result<Plan, PlanError> {
                     } else {
                         f
                     };
-                    let expect = eval::decide_with(p, &app, sg, dg, flow).verdict;
+                    let fam = eval::Families::of(family);
+                    let ends = (eval::End::new(sg, fam), eval::End::new(dg, fam));
+                    let Ok(conn) = eval::Conn::new(ends.0, ends.1, flow) else {
+                        continue; // a protocol of the other family
+                    };
+                    let expect = eval::decide_with(p, &app, &conn).verdict;
                     probes.push(Probe {
                         src: si,
                         dst: di,

@@ -33,6 +33,9 @@ pub struct File {
     /// Names of declarations that failed to parse (`contract web {` with a broken body), so
     /// that the checker does not also call every use of them undefined.
     pub broken: Vec<String>,
+    /// A syntax error left part of the file out of the tree: the checker does not prove
+    /// assertions then (a missing subject would make them fail for nothing).
+    pub incomplete: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

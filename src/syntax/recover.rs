@@ -41,128 +41,204 @@ fn is_word_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
 }
 
-/// Tokens relevant to structure; comments and strings are skipped.
-fn scan(src: &str) -> Vec<Token<'_>> {
-    let bytes = src.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    let mut line_start = true;
-    while i < bytes.len() {
-        let b = bytes[i];
-        match b {
-            b'\n' => {
-                line_start = true;
-                i += 1;
-            }
-            b' ' | b'\t' | b'\r' => i += 1,
-            // U+FEFF (a byte-order mark) is whitespace to the grammar, so to the scanner too.
-            0xEF if bytes[i..].starts_with("\u{FEFF}".as_bytes()) => i += 3,
-            b'#' => {
-                while i < bytes.len() && bytes[i] != b'\n' {
-                    i += 1;
+/// Tokens relevant to structure, one at a time (a file of ten million `{` is never held as
+/// a list); comments and strings are skipped. Line ends are the language's: LF, and the LF of
+/// CRLF (the parser hands over text whose other vertical space it has already reported and
+/// replaced by line feeds; a CR is whitespace, and a comment ends at any vertical space).
+struct Scanner<'a> {
+    src: &'a str,
+    i: usize,
+    line_start: bool,
+}
+
+impl<'a> Iterator for Scanner<'a> {
+    type Item = Token<'a>;
+
+    fn next(&mut self) -> Option<Token<'a>> {
+        let src = self.src;
+        let bytes = src.as_bytes();
+        while let Some(&b) = bytes.get(self.i) {
+            let i = self.i;
+            match b {
+                b'\n' => {
+                    self.line_start = true;
+                    self.i += 1;
                 }
-            }
-            b'/' if bytes.get(i + 1) == Some(&b'/') => {
-                while i < bytes.len() && bytes[i] != b'\n' {
-                    i += 1;
+                b' ' | b'\t' | b'\r' => self.i += 1,
+                // U+FEFF (a byte-order mark) is whitespace to the grammar, so to the scanner too.
+                0xEF if bytes[i..].starts_with("\u{FEFF}".as_bytes()) => self.i += 3,
+                b'#' => self.i = crate::text::comment_end(src, i),
+                b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                    self.i = crate::text::comment_end(src, i)
                 }
-            }
-            b'"' => {
-                let start = i;
-                i += 1;
-                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
-                    i += 1;
+                _ => {
+                    let (tok, end) = match b {
+                        b'"' => {
+                            let mut j = i + 1;
+                            while j < bytes.len()
+                                && bytes[j] != b'"'
+                                && crate::text::vertical_space_at(bytes, j).is_none()
+                            {
+                                j += 1;
+                            }
+                            if bytes.get(j) == Some(&b'"') {
+                                j += 1;
+                            }
+                            (Tok::Other, j)
+                        }
+                        _ if is_word_byte(b) => {
+                            let mut j = i;
+                            while j < bytes.len() && is_word_byte(bytes[j]) {
+                                j += 1;
+                            }
+                            (Tok::Word(&src[i..j]), j)
+                        }
+                        b'{' => (Tok::Open, i + 1),
+                        b'}' => (Tok::Close, i + 1),
+                        b';' => (Tok::Semi, i + 1),
+                        // Step over a whole UTF-8 character.
+                        _ => (
+                            Tok::Other,
+                            i + src[i..].chars().next().map_or(1, char::len_utf8),
+                        ),
+                    };
+                    let t = Token {
+                        tok,
+                        start: i,
+                        end,
+                        line_start: self.line_start,
+                    };
+                    self.line_start = false;
+                    self.i = end;
+                    return Some(t);
                 }
-                if i < bytes.len() && bytes[i] == b'"' {
-                    i += 1;
-                }
-                out.push(Token {
-                    tok: Tok::Other,
-                    start,
-                    end: i,
-                    line_start,
-                });
-                line_start = false;
-            }
-            _ if is_word_byte(b) => {
-                let start = i;
-                while i < bytes.len() && is_word_byte(bytes[i]) {
-                    i += 1;
-                }
-                out.push(Token {
-                    tok: Tok::Word(&src[start..i]),
-                    start,
-                    end: i,
-                    line_start,
-                });
-                line_start = false;
-            }
-            _ => {
-                let tok = match b {
-                    b'{' => Tok::Open,
-                    b'}' => Tok::Close,
-                    b';' => Tok::Semi,
-                    _ => Tok::Other,
-                };
-                // Step over a whole UTF-8 character.
-                let len = src[i..].chars().next().map_or(1, char::len_utf8);
-                out.push(Token {
-                    tok,
-                    start: i,
-                    end: i + len,
-                    line_start,
-                });
-                line_start = false;
-                i += len;
             }
         }
+        None
     }
-    out
+}
+
+/// The token stream with two tokens of lookahead and the last token taken.
+struct Cursor<'a> {
+    scan: Scanner<'a>,
+    /// The next token and the one after it, once looked at.
+    next: Option<Token<'a>>,
+    after: Option<Token<'a>>,
+    prev: Option<Token<'a>>,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(src: &'a str) -> Self {
+        Cursor {
+            scan: Scanner {
+                src,
+                i: 0,
+                line_start: true,
+            },
+            next: None,
+            after: None,
+            prev: None,
+        }
+    }
+
+    #[inline]
+    fn peek(&mut self) -> Option<Token<'a>> {
+        if self.next.is_none() {
+            self.next = self.scan.next();
+        }
+        self.next
+    }
+
+    fn peek2(&mut self) -> Option<Token<'a>> {
+        self.peek()?;
+        if self.after.is_none() {
+            self.after = self.scan.next();
+        }
+        self.after
+    }
+
+    #[inline]
+    fn bump(&mut self) {
+        if let Some(t) = self.peek() {
+            self.prev = Some(t);
+            self.next = self.after.take();
+        }
+    }
+
+    /// Skip to the next `tenant` that starts a line (or the end).
+    fn skip_to_tenant(&mut self) {
+        while let Some(n) = self.peek() {
+            if n.line_start && n.tok == Tok::Word("tenant") {
+                return;
+            }
+            self.prev = Some(n);
+            self.next = self.after.take();
+        }
+    }
+
+    fn prev_end(&self) -> usize {
+        self.prev.map_or(0, |t| t.end)
+    }
+
+    /// Does the next token start a declaration? `at_top` says the brace depth is the
+    /// tenant's own.
+    fn at_boundary(&mut self, at_top: bool) -> bool {
+        let Some(t) = self.peek() else { return false };
+        let Tok::Word(w) = t.tok else { return false };
+        if !ITEM_KEYWORDS.contains(&w) {
+            return false;
+        }
+        if w == "any" && self.peek2().map(|n| n.tok) != Some(Tok::Open) {
+            return false;
+        }
+        if t.line_start {
+            return true;
+        }
+        at_top
+            && matches!(
+                self.prev.map(|p| p.tok),
+                Some(Tok::Open | Tok::Close | Tok::Semi)
+            )
+    }
 }
 
 pub(super) fn parse_recovering(src: &str) -> Parsed {
-    let toks = scan(src);
+    let mut cur = Cursor::new(src);
     let mut errors = Vec::new();
     let mut file = File::default();
-    let mut i = 0;
-    while i < toks.len() {
-        let t = toks[i];
+    while let Some(t) = cur.peek() {
         if t.tok != Tok::Word("tenant") {
             // Skip to the next `tenant` that starts a line, reporting the stray text once.
             let start = t.start;
-            let mut j = i + 1;
-            while j < toks.len() && !(toks[j].tok == Tok::Word("tenant") && toks[j].line_start) {
-                j += 1;
-            }
-            let end = toks[j - 1].end;
+            cur.bump();
+            cur.skip_to_tenant();
             // One character, not one byte: a span never cuts a UTF-8 character.
             let one = src.get(start..).and_then(|s| s.chars().next());
             let one = one.map_or(1, char::len_utf8);
             errors.push(
                 Diagnostic::error(Code::Syntax, "syntax error: expected `tenant`")
-                    .primary(Span::new(start, end.min(start + one).max(start)), "here")
+                    .primary(Span::new(start, start + one), "here")
                     .help("a policy file is a list of `tenant NAME { ... }` blocks"),
             );
-            i = j;
             continue;
         }
         // Header: `tenant NAME {`
         let header_start = t.start;
-        let mut j = i + 1;
-        while j < toks.len() && toks[j].tok != Tok::Open && !is_boundary(&toks, j, true) {
-            j += 1;
+        cur.bump();
+        while let Some(n) = cur.peek() {
+            if n.tok == Tok::Open || cur.at_boundary(true) {
+                break;
+            }
+            cur.bump();
         }
-        let header_end = if j < toks.len() && toks[j].tok == Tok::Open {
-            toks[j].end
-        } else {
-            toks[j.saturating_sub(1)].end
-        };
+        let open = cur.peek().filter(|n| n.tok == Tok::Open);
+        let header_end = open.map_or(cur.prev_end(), |o| o.end);
         let mut b = Builder::new(header_start);
         let header = &src[header_start..header_end];
         let name = match GbpParser::parse(Rule::tenant_open, header) {
             Ok(pairs) => b.tenant_header(pairs),
             Err(e) => {
-                errors.push(pest_error(&e, header_start, src.len()));
+                errors.push(pest_error(&e, header_start, src));
                 None
             }
         };
@@ -175,37 +251,27 @@ pub(super) fn parse_recovering(src: &str) -> Parsed {
             items: Vec::new(),
             span: Span::new(header_start, header_end),
         };
-        if j >= toks.len() || toks[j].tok != Tok::Open {
-            i = j;
+        let Some(open) = open else {
             file.tenants.push(tenant);
             continue;
-        }
+        };
         // Body.
-        let open = toks[j];
-        j += 1;
+        cur.bump();
         let mut depth = 0usize;
         let mut item_start: Option<usize> = None;
         let mut closed = false;
         let mut stray_start: Option<usize> = None;
-        while j < toks.len() {
-            let tk = toks[j];
+        while let Some(tk) = cur.peek() {
             if tk.tok == Tok::Word("tenant") && tk.line_start {
                 break; // a new tenant starts: this one was not closed
             }
-            let boundary = is_boundary(&toks, j, depth == 0);
-            if boundary {
+            if cur.at_boundary(depth == 0) {
+                let end = cur.prev_end();
                 if let Some(s) = item_start.take() {
-                    parse_item(
-                        src,
-                        s,
-                        toks[j - 1].end,
-                        &mut tenant,
-                        &mut errors,
-                        &mut file.broken,
-                    );
+                    parse_item(src, s, end, &mut tenant, &mut errors, &mut file.broken);
                 }
                 if let Some(s) = stray_start.take() {
-                    stray(src, s, toks[j - 1].end, &mut errors);
+                    stray(src, s, end, &mut errors);
                 }
                 item_start = Some(tk.start);
                 depth = 0;
@@ -214,7 +280,7 @@ pub(super) fn parse_recovering(src: &str) -> Parsed {
                 Tok::Open => depth += 1,
                 Tok::Close if depth == 0 => {
                     closed = true;
-                    j += 1;
+                    cur.bump();
                     break;
                 }
                 Tok::Close => depth -= 1,
@@ -224,10 +290,13 @@ pub(super) fn parse_recovering(src: &str) -> Parsed {
                     }
                 }
             }
-            j += 1;
+            cur.bump();
         }
-        let body_end = toks[j.saturating_sub(1)].end;
-        let item_end = if closed { toks[j - 1].start } else { body_end };
+        let body_end = cur.prev_end();
+        let item_end = match cur.prev {
+            Some(p) if closed => p.start,
+            _ => body_end,
+        };
         if let Some(s) = item_start.take() {
             parse_item(src, s, item_end, &mut tenant, &mut errors, &mut file.broken);
         }
@@ -243,25 +312,8 @@ pub(super) fn parse_recovering(src: &str) -> Parsed {
         }
         tenant.span = Span::new(header_start, body_end);
         file.tenants.push(tenant);
-        i = j;
     }
     Parsed { file, errors }
-}
-
-/// Does token `j` start a declaration? `at_top` says the brace depth is the tenant's own.
-fn is_boundary(toks: &[Token<'_>], j: usize, at_top: bool) -> bool {
-    let t = toks[j];
-    let Tok::Word(w) = t.tok else { return false };
-    if !ITEM_KEYWORDS.contains(&w) {
-        return false;
-    }
-    if w == "any" && toks.get(j + 1).map(|n| n.tok) != Some(Tok::Open) {
-        return false;
-    }
-    if t.line_start {
-        return true;
-    }
-    at_top && j > 0 && matches!(toks[j - 1].tok, Tok::Open | Tok::Close | Tok::Semi)
 }
 
 fn parse_item(
@@ -284,7 +336,7 @@ fn parse_item(
             errors.extend(b.errors);
         }
         Err(e) => {
-            errors.push(pest_error(&e, start, src.len()));
+            errors.push(pest_error(&e, start, src));
             // `group NAME`, `global contract NAME`, ...: remember NAME.
             let mut words =
                 text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'));
@@ -326,7 +378,10 @@ fn stray(src: &str, start: usize, end: usize, errors: &mut Vec<Diagnostic>) {
     errors.push(
         Diagnostic::error(
             Code::Syntax,
-            format!("syntax error: `{first}` does not start a declaration"),
+            format!(
+                "syntax error: `{}` does not start a declaration",
+                crate::text::ellipsis(first, 40)
+            ),
         )
         .primary(Span::new(start, start + first.len()), "here")
         .help("a tenant holds `filter`, `contract`, `group`, `external`, `any` and `assert` declarations"),
