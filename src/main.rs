@@ -130,7 +130,7 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Enforce::Fabric)]
         enforce: Enforce,
         /// nft: the name of the table (replaced as a whole on load).
-        #[arg(long, default_value = "gbpc")]
+        #[arg(long, default_value = "gbpc", value_parser = nft::parse_table_name)]
         table: String,
         /// Write the output here (atomically: nothing is written on error) instead of stdout.
         #[arg(short, long)]
