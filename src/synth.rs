@@ -1174,4 +1174,63 @@ mod tests {
         assert_eq!(policy(7, Size::DEFAULT), policy(7, Size::DEFAULT));
         assert_ne!(policy(7, Size::DEFAULT), policy(8, Size::DEFAULT));
     }
+
+    /// A hostile policy is the plain policy of its seed renamed: it checks clean with the same
+    /// tenants, groups, contracts, endpoints and assertions; and its names are hostile (every
+    /// class shows up in a few dozen seeds).
+    #[test]
+    fn hostile_policies_check_clean_and_are_hostile() {
+        let (mut long, mut digit, mut nft_word, mut yaml_word) = (0, 0, 0, 0);
+        for seed in 0..60 {
+            let text = hostile_policy(seed, Size::DEFAULT);
+            assert_eq!(text, hostile_policy(seed, Size::DEFAULT), "seed {seed}");
+            let c = crate::check_source(&text);
+            assert!(
+                c.ok(),
+                "seed {seed}: {:?}\n{text}",
+                c.errors.iter().map(|d| &d.message).collect::<Vec<_>>()
+            );
+            let plain = crate::check_source(&policy(seed, Size::DEFAULT)).policy;
+            let shape = |p: &Policy| {
+                (
+                    p.tenants.len(),
+                    p.groups.len(),
+                    p.contracts.len(),
+                    p.endpoints.len(),
+                    p.asserts.len(),
+                )
+            };
+            assert_eq!(shape(&c.policy), shape(&plain), "seed {seed}");
+            let names: Vec<&str> = c
+                .policy
+                .tenants
+                .iter()
+                .map(|t| t.name.as_str())
+                .chain(
+                    c.policy
+                        .groups
+                        .iter()
+                        .filter(|g| g.kind != crate::model::GroupKind::Any)
+                        .map(|g| g.name.as_str()),
+                )
+                .chain(c.policy.contracts.iter().map(|k| k.name.as_str()))
+                .collect();
+            long += usize::from(names.iter().all(|n| n.len() == 63));
+            digit += usize::from(
+                names
+                    .iter()
+                    .any(|n| n.starts_with(|c: char| c.is_ascii_digit())),
+            );
+            nft_word += usize::from(
+                names
+                    .iter()
+                    .any(|n| crate::lower::nft::KEYWORDS.contains(n)),
+            );
+            yaml_word += usize::from(names.iter().any(|n| YAML_NAMES.contains(n)));
+        }
+        assert!(
+            long >= 3 && digit >= 30 && nft_word >= 30 && yaml_word >= 20,
+            "long {long}, digit-first {digit}, nft keyword {nft_word}, YAML word {yaml_word}"
+        );
+    }
 }

@@ -400,9 +400,12 @@ pub fn counter_comment(tenant: &str, contract: &str, global: bool) -> String {
     if full.len() <= COMMENT_MAX {
         return full;
     }
-    // Names are ASCII: cutting at a byte is cutting at a character.
-    let keep = COMMENT_MAX - suffix.len() - "...".len();
-    format!("{}...{suffix}", full.get(..keep).unwrap_or_default())
+    let mut keep = COMMENT_MAX - suffix.len() - "...".len();
+    // Names are ASCII, so this only matters for a caller's odd names.
+    while !full.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    format!("{}...{suffix}", &full[..keep])
 }
 
 /// Internal groups that take part in contracts but have no address nftables could see.
