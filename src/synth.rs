@@ -6,8 +6,14 @@
 //! Generated policies keep the two views of membership in agreement: every endpoint carries
 //! the labels `app`, `tier` and `track`, and its addresses encode exactly those labels, so a
 //! group's `select` and its `address` prefixes describe the same members.
+//!
+//! [`hostile_policy`] makes the same policies with names chosen to break careless output:
+//! every word of the nftables grammar, YAML's special words and number spellings, names that
+//! start with a digit, names of the maximum length (sometimes every name at once), gbpc's own
+//! keywords, and label keys and values a YAML reader would take for booleans, nulls or
+//! numbers. Every such name is valid, so the policy still checks clean.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use crate::eval::{self, Flow, Proto, Verdict};
@@ -51,13 +57,37 @@ impl Size {
     };
 }
 
-/// splitmix64: small, fast, and the same on every platform.
-struct Rng(u64);
+/// splitmix64: small, fast, and the same on every platform. A generator made with
+/// [`Rng::from_bytes`] takes its first choices from the bytes (two a choice, so that a fuzzer
+/// steers them), then goes on from a seed.
+struct Rng {
+    state: u64,
+    bytes: Vec<u8>,
+    pos: usize,
+}
 
 impl Rng {
+    fn seeded(seed: u64) -> Rng {
+        Rng {
+            state: seed,
+            bytes: Vec::new(),
+            pos: 0,
+        }
+    }
+    fn from_bytes(bytes: &[u8], seed: u64) -> Rng {
+        Rng {
+            state: seed,
+            bytes: bytes.to_vec(),
+            pos: 0,
+        }
+    }
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
+        if let Some(&[a, b]) = self.bytes.get(self.pos..self.pos + 2) {
+            self.pos += 2;
+            return u64::from(u16::from_le_bytes([a, b]));
+        }
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
@@ -84,6 +114,378 @@ const COMBOS: usize = 16;
 const TENANTS: [&str; 3] = ["alpha", "beta", "gamma"];
 const EXTERNAL_NETS: [[u8; 3]; 3] = [[192, 0, 2], [198, 51, 100], [203, 0, 113]];
 
+// ---- names -------------------------------------------------------------------------------
+
+/// The namespaces of one tenant (groups and external groups share one).
+#[derive(Default)]
+struct Scopes {
+    groups: BTreeSet<String>,
+    endpoints: BTreeSet<String>,
+    filters: BTreeSet<String>,
+    contracts: BTreeSet<String>,
+}
+
+/// Every word of the nftables 1.0.6 grammar (its parser's token names: `strings
+/// libnftables.so.1`), the operator words of its scanner (`eq`, `and`, ...) and keywords of
+/// later releases (`destroy`, `last`, `tunnel`, ...). Each is a valid gbpc name.
+#[rustfmt::skip]
+pub const NFT_WORDS: &[&str] = &[
+    "8021ad", "8021q", "a-rwnd", "abort", "accept", "ackseq", "add", "addr", "ah", "all", "and",
+    "arp", "asconf", "asconf-ack", "auto-merge", "avgpkt", "bridge", "burst", "bypass", "bytes",
+    "cfi", "cgroup", "cgroupv2", "chain", "chains", "check", "checksum", "chunk", "classid",
+    "code", "colon", "comma", "comment", "comp", "constant", "continue", "cookie-ack",
+    "cookie-echo", "count", "counter", "counters", "cpi", "cpu", "create", "csumcov", "ct",
+    "cum-tsn-ack", "cwr", "daddr", "data", "day", "dccp", "define", "dei", "delete", "describe",
+    "destroy", "device", "devices", "direction", "dnat", "doff", "dport", "drop", "dscp", "dst",
+    "dup", "dynamic", "echo", "ecn", "ecne", "element", "elements", "eol", "eq", "error", "esp",
+    "ether", "event", "exists", "expectation", "expiration", "expires", "export", "exthdr",
+    "fanout", "fastopen", "fib", "flags", "flow", "flowlabel", "flowtable", "flowtables", "flush",
+    "forward-tsn", "frag", "frag-off", "fully-random", "fwd", "gateway", "gc-interval", "ge",
+    "geneve", "get", "goto", "gre", "gretap", "group", "gt", "handle", "hbh", "hdrlength",
+    "heartbeat", "heartbeat-ack", "helper", "helpers", "hlen", "hook", "hooks", "hoplimit", "hour",
+    "htype", "ibriport", "ibrname", "icmp", "icmpv6", "icmpx", "id", "igmp", "iif", "iifgroup",
+    "iifname", "iiftype", "import", "in", "inc", "include", "index", "inet", "init", "init-ack",
+    "init-tag", "initial-tsn", "insert", "interval", "ip", "ip6", "ipsec", "jhash", "json", "jump",
+    "junk", "l3proto", "label", "last", "last-entry", "le", "left", "length", "level", "limit",
+    "limits", "list", "ll", "log", "lowest-tsn", "lshift", "lsrr", "lt", "map", "maps", "mark",
+    "masquerade", "max-delay", "maxseg", "md5sig", "memory", "meta", "meter", "meters", "mh",
+    "minute", "missing", "mod", "monitor", "more-fragments", "mptcp", "mrt", "mss", "mtu", "name",
+    "ne", "netdev", "never", "new-cum-tsn", "newline", "nexthdr", "nexthop", "nftrace", "nh",
+    "noop", "nop", "not", "notrack", "num", "num-dup-tsns", "num-gap-ack-blocks",
+    "num-inbound-streams", "num-outbound-streams", "number", "numgen", "obriport", "obrname",
+    "offload", "offset", "oif", "oifgroup", "oifname", "oiftype", "operation", "option", "options",
+    "or", "original", "osf", "out", "over", "packets", "param-problem", "pcp", "performance",
+    "persistent", "pkttype", "plen", "policy", "port", "position", "ppid", "prefix", "priority",
+    "proto-dst", "proto-src", "protocol", "ptr", "ptype", "queue", "queue-threshold", "quota",
+    "quotas", "ra", "random", "rate", "redefine", "redirect", "reject", "rename", "replace",
+    "reply", "reqid", "reserved", "reserved2", "reset", "return", "right", "rr", "rshift", "rt",
+    "rt0", "rt2", "rtclassid", "rule", "rules", "ruleset", "sack", "sack-perm", "sack-permitted",
+    "sack0", "sack1", "sack2", "sack3", "saddr", "sctp", "secmark", "secmarks", "second", "seed",
+    "seg-left", "semicolon", "seq", "seqno", "sequence", "set", "sets", "shutdown", "shutdown-ack",
+    "shutdown-complete", "sid", "size", "skgid", "skuid", "snaplen", "snat", "socket", "spi",
+    "spnum", "sport", "srh", "ssn", "ssrr", "state", "status", "stream", "string", "subtype",
+    "symhash", "synproxy", "synproxys", "table", "tables", "taddr", "tag", "tcp", "th", "time",
+    "timeout", "timestamp", "to", "tos", "tproxy", "trace", "transparent", "tsecr", "tsn", "tsval",
+    "ttl", "tunnel", "tunnels", "type", "typeof", "udp", "udplite", "undefine", "until", "update",
+    "urgptr", "used", "value", "version", "vlan", "vm", "vmap", "vni", "vtag", "vxlan", "week",
+    "wildcard", "window", "with", "wscale", "xml", "xor", "xt", "zone",
+];
+/// YAML words and number spellings that are valid names (DNS labels): a YAML 1.1 or 1.2 reader
+/// takes each, written plain, for a boolean, a null, a number or a date.
+pub const YAML_NAMES: &[&str] = &[
+    "true",
+    "false",
+    "null",
+    "yes",
+    "no",
+    "on",
+    "off",
+    "y",
+    "n",
+    "nan",
+    "inf",
+    "1e3",
+    "1e-3",
+    "12e03",
+    "0x1f",
+    "0o17",
+    "0b101",
+    "010",
+    "0",
+    "123",
+    "0x0",
+    "2001-12-14",
+    "1-2",
+];
+
+/// Names that start with a digit (nftables reads a number there).
+const DIGIT_NAMES: &[&str] = &[
+    "3tier",
+    "1",
+    "9",
+    "42",
+    "007",
+    "1a",
+    "8021q",
+    "8021ad",
+    "4-in-6",
+    "6to4",
+    "0-0",
+    "99-bottles",
+];
+
+/// gbpc's own keywords (recognised by position, so valid names), and the names of the fixed
+/// objects gbpc generates. `any` is no group's name.
+const GBPC_NAMES: &[&str] = &[
+    "tenant",
+    "filter",
+    "contract",
+    "global",
+    "subject",
+    "permit",
+    "deny",
+    "log",
+    "group",
+    "external",
+    "extends",
+    "isolated",
+    "select",
+    "address",
+    "except",
+    "endpoint",
+    "labels",
+    "provides",
+    "consumes",
+    "any",
+    "assert",
+    "allow",
+    "tcp",
+    "udp",
+    "sctp",
+    "icmp",
+    "icmpv6",
+    "ip",
+    "gbpc",
+    "default-deny",
+    "allow-dns",
+    "kube-system",
+    "kube-dns",
+];
+
+/// Label keys and values a YAML reader would take for something other than a string when
+/// written plain (YAML 1.1 booleans in every case, nulls, numbers in every base, floats,
+/// dates), all valid label values (and keys).
+pub const YAML_LABEL_WORDS: &[&str] = &[
+    "true",
+    "True",
+    "TRUE",
+    "false",
+    "False",
+    "FALSE",
+    "null",
+    "Null",
+    "NULL",
+    "yes",
+    "Yes",
+    "YES",
+    "no",
+    "No",
+    "NO",
+    "on",
+    "On",
+    "ON",
+    "off",
+    "Off",
+    "OFF",
+    "y",
+    "Y",
+    "n",
+    "N",
+    "nan",
+    "NaN",
+    "NAN",
+    "inf",
+    "Inf",
+    "0x1F",
+    "0X1f",
+    "010",
+    "0o17",
+    "0b101",
+    "1e3",
+    "1E3",
+    "1e-3",
+    "1.5",
+    "1.0e3",
+    "1_000",
+    "1__0",
+    "0",
+    "00",
+    "123",
+    "2001-12-14",
+    "2001-12-14t21.59",
+];
+
+/// How the generator names things: plain (`alpha`, `g0`, `app=web`) or hostile.
+struct Namer {
+    /// `None`: plain names.
+    rng: Option<Rng>,
+    /// Every name and label of the maximum length at once.
+    long: bool,
+}
+
+impl Namer {
+    fn plain() -> Namer {
+        Namer {
+            rng: None,
+            long: false,
+        }
+    }
+
+    fn hostile(mut rng: Rng) -> Namer {
+        let long = rng.chance(20);
+        Namer {
+            rng: Some(rng),
+            long,
+        }
+    }
+
+    /// A name not in `used` (one namespace), recorded there: `plain` when names are plain.
+    fn name(&mut self, plain: String, used: &mut BTreeSet<String>) -> String {
+        self.pick(plain, used, false)
+    }
+
+    /// A group's name: never `any`.
+    fn group_name(&mut self, plain: String, used: &mut BTreeSet<String>) -> String {
+        self.pick(plain, used, true)
+    }
+
+    fn pick(&mut self, plain: String, used: &mut BTreeSet<String>, group: bool) -> String {
+        let long = self.long;
+        let Some(rng) = self.rng.as_mut() else {
+            used.insert(plain.clone());
+            return plain;
+        };
+        for _ in 0..16 {
+            let n = if long {
+                long_name(rng, 63)
+            } else {
+                match rng.below(100) {
+                    0..=39 => rng.pick(NFT_WORDS).to_string(),
+                    40..=54 => rng.pick(YAML_NAMES).to_string(),
+                    55..=64 => rng.pick(DIGIT_NAMES).to_string(),
+                    65..=79 => rng.pick(GBPC_NAMES).to_string(),
+                    _ => long_name(rng, 63),
+                }
+            };
+            if !(group && n == "any") && used.insert(n.clone()) {
+                return n;
+            }
+        }
+        // Every try was taken: a digit-first name made unique by a counter.
+        let mut i = used.len();
+        loop {
+            let mut n = format!("{i}-{plain}-");
+            while long && n.len() < 63 {
+                n.push('z');
+            }
+            n.truncate(63);
+            let n = n.trim_end_matches('-').to_string();
+            if used.insert(n.clone()) {
+                return n;
+            }
+            i += 1;
+        }
+    }
+
+    /// The three label keys and their values.
+    fn labels(&mut self) -> Labels {
+        let long = self.long;
+        let Some(rng) = self.rng.as_mut() else {
+            return Labels {
+                keys: ["app", "tier", "track"].map(String::from),
+                values: [
+                    APPS.map(String::from).to_vec(),
+                    TIERS.map(String::from).to_vec(),
+                    TRACKS.map(String::from).to_vec(),
+                ],
+            };
+        };
+        let mut keys: BTreeSet<String> = BTreeSet::new();
+        let mut key_list = Vec::new();
+        while key_list.len() < 3 {
+            let k = if long || rng.chance(15) {
+                // The longest key: a 253-character prefix and a 63-character name.
+                format!("{}/{}", long_prefix(rng), long_label_word(rng))
+            } else if rng.chance(20) {
+                format!(
+                    "{}/{}",
+                    rng.pick(&["a.b", "example.com", "k8s.io", "0.1e3"]),
+                    rng.pick(YAML_LABEL_WORDS)
+                )
+            } else {
+                rng.pick(YAML_LABEL_WORDS).to_string()
+            };
+            if keys.insert(k.clone()) {
+                key_list.push(k);
+            }
+        }
+        let mut values: [Vec<String>; 3] = Default::default();
+        for (d, vals) in values.iter_mut().enumerate() {
+            while vals.len() < DIMS[d] {
+                let v = if long || rng.chance(15) {
+                    long_label_word(rng)
+                } else if rng.chance(8) {
+                    String::new()
+                } else {
+                    rng.pick(YAML_LABEL_WORDS).to_string()
+                };
+                if !vals.contains(&v) {
+                    vals.push(v);
+                }
+            }
+        }
+        let [a, b, c] = [0, 1, 2].map(|i| key_list[i].clone());
+        Labels {
+            keys: [a, b, c],
+            values,
+        }
+    }
+}
+
+/// A name of `len` characters (a DNS label): digits only, digit-first or letter-first.
+fn long_name(rng: &mut Rng, len: usize) -> String {
+    const ALNUM: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let style = rng.below(3);
+    let mut s = String::with_capacity(len);
+    for i in 0..len {
+        let c = match style {
+            0 => b'0' + rng.below(10) as u8,
+            _ if i == 0 && style == 1 => b'0' + rng.below(10) as u8,
+            _ if i == 0 => b'a' + rng.below(26) as u8,
+            _ if i + 1 < len && rng.chance(10) => b'-',
+            _ => ALNUM[rng.below(ALNUM.len())],
+        };
+        s.push(char::from(c));
+    }
+    s
+}
+
+/// A 63-character label key name or value: letters of both cases, digits, `.`, `_`, `-`.
+fn long_label_word(rng: &mut Rng) -> String {
+    const EDGE: &[u8] = b"abcXYZ019";
+    const INNER: &[u8] = b"aZ09._-";
+    let mut s = String::with_capacity(63);
+    for i in 0..63 {
+        let set = if i == 0 || i == 62 { EDGE } else { INNER };
+        s.push(char::from(set[rng.below(set.len())]));
+    }
+    s
+}
+
+/// A 253-character DNS subdomain: the longest label key prefix.
+fn long_prefix(rng: &mut Rng) -> String {
+    let parts = [63, 63, 63, 61].map(|n| long_name(rng, n));
+    parts.join(".")
+}
+
+/// The label keys of the three dimensions (app, tier, track) and the values of each.
+struct Labels {
+    keys: [String; 3],
+    values: [Vec<String>; 3],
+}
+
+impl Labels {
+    /// `key=value` for value `v` of dimension `d`; an empty value written `""`.
+    fn text(&self, d: usize, v: usize) -> String {
+        let value = &self.values[d][v];
+        if value.is_empty() {
+            format!("{}=\"\"", self.keys[d])
+        } else {
+            format!("{}={value}", self.keys[d])
+        }
+    }
+}
+
 fn combo_of(v: [usize; 3]) -> usize {
     v[0] * 4 + v[1] * 2 + v[2]
 }
@@ -109,16 +511,12 @@ fn selects(sel: &Selector, combo: [usize; 3]) -> bool {
     sel.iter().zip(combo).all(|(s, c)| s.is_none_or(|v| v == c))
 }
 
-fn selector_text(sel: &Selector) -> String {
+fn selector_text(sel: &Selector, labels: &Labels) -> String {
     let mut parts = Vec::new();
-    if let Some(a) = sel[0] {
-        parts.push(format!("app={}", APPS[a]));
-    }
-    if let Some(t) = sel[1] {
-        parts.push(format!("tier={}", TIERS[t]));
-    }
-    if let Some(k) = sel[2] {
-        parts.push(format!("track={}", TRACKS[k]));
+    for (d, v) in sel.iter().enumerate() {
+        if let Some(v) = v {
+            parts.push(labels.text(d, *v));
+        }
     }
     parts.join(", ")
 }
@@ -180,6 +578,11 @@ struct ExternalGen {
 }
 
 struct TenantGen {
+    name: String,
+    /// The names of `groups` and `externals` (one namespace).
+    group_names: Vec<String>,
+    external_names: Vec<String>,
+    scopes: Scopes,
     filters: Vec<String>,
     contracts: Vec<String>,
     groups: Vec<GroupGen>,
@@ -244,12 +647,50 @@ fn filter_entries(rng: &mut Rng, deny: bool) -> String {
 /// A random well-formed policy: it checks with no errors, compiles for both targets (denies
 /// with AdminNetworkPolicy), and its assertions hold. The same seed gives the same text.
 pub fn policy(seed: u64, size: Size) -> String {
-    let mut rng = Rng(seed ^ 0x6762_7063_7379_6e74);
+    generate(Rng::seeded(seed ^ SEED_SALT), &mut Namer::plain(), size)
+}
+
+/// The policy [`policy`] makes from the same seed (the same tenants, groups, endpoints,
+/// contracts and verdicts), with hostile names instead of plain ones (see the module
+/// documentation). Every name is valid: the policy checks clean.
+pub fn hostile_policy(seed: u64, size: Size) -> String {
+    let names = Rng::seeded(seed ^ NAMES_SALT);
+    generate(
+        Rng::seeded(seed ^ SEED_SALT),
+        &mut Namer::hostile(names),
+        size,
+    )
+}
+
+/// A hostile policy whose choices come from `data` (for fuzzing): the first half of the bytes
+/// drives the structure, the second half the names; once they run out, the choices go on from
+/// a hash of `data`.
+pub fn hostile_policy_from_bytes(data: &[u8], size: Size) -> String {
+    let seed = data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let (structure, names) = data.split_at(data.len() / 2);
+    generate(
+        Rng::from_bytes(structure, seed ^ SEED_SALT),
+        &mut Namer::hostile(Rng::from_bytes(names, seed ^ NAMES_SALT)),
+        size,
+    )
+}
+
+const SEED_SALT: u64 = 0x6762_7063_7379_6e74;
+const NAMES_SALT: u64 = 0x6e61_6d65_7321_2121;
+
+fn generate(mut rng: Rng, namer: &mut Namer, size: Size) -> String {
+    let labels = namer.labels();
     let nt = 1 + rng.below(size.max_tenants.clamp(1, TENANTS.len()));
+    let mut tenant_names: BTreeSet<String> = BTreeSet::new();
     let mut budget = size.max_endpoints;
     let mut internal_total = 0usize;
     let mut tenants: Vec<TenantGen> = Vec::new();
-    for t in 0..nt {
+    for (t, plain_name) in TENANTS.iter().enumerate().take(nt) {
+        let tenant_name = namer.name(plain_name.to_string(), &mut tenant_names);
+        let mut scopes = Scopes::default();
+        let mut group_names = Vec::new();
         let ng = size.min_groups + rng.below(4);
         let mut groups = Vec::new();
         let mut hosts: BTreeMap<usize, usize> = BTreeMap::new();
@@ -267,6 +708,7 @@ pub fn policy(seed: u64, size: Size) -> String {
             if rng.chance(30) || sel.iter().all(Option::is_none) {
                 sel[2] = Some(rng.below(DIMS[2]));
             }
+            group_names.push(namer.group_name(format!("g{gi}"), &mut scopes.groups));
             let parent = (gi > 0 && rng.chance(30)).then(|| rng.below(gi));
             let mut g = GroupGen {
                 sel,
@@ -290,16 +732,12 @@ pub fn policy(seed: u64, size: Size) -> String {
                 let combo = combo_of(v);
                 let host = hosts.entry(combo).or_insert(9);
                 *host += 1;
-                let name = format!("e{}", endpoints.len() + 1);
+                let name = namer.name(format!("e{}", endpoints.len() + 1), &mut scopes.endpoints);
                 let mut own = Vec::new();
-                if sel[0].is_none() {
-                    own.push(format!("app={}", APPS[v[0]]));
-                }
-                if sel[1].is_none() {
-                    own.push(format!("tier={}", TIERS[v[1]]));
-                }
-                if sel[2].is_none() {
-                    own.push(format!("track={}", TRACKS[v[2]]));
+                for d in 0..3 {
+                    if sel[d].is_none() {
+                        own.push(labels.text(d, v[d]));
+                    }
                 }
                 let mut addr = ip_text(Family::V4, v4(t, combo, *host));
                 if rng.chance(40) {
@@ -318,7 +756,9 @@ pub fn policy(seed: u64, size: Size) -> String {
             groups.push(g);
         }
         let mut externals = Vec::new();
-        for _ in 0..rng.below(3) {
+        let mut external_names = Vec::new();
+        for xi in 0..rng.below(3) {
+            external_names.push(namer.group_name(format!("x{xi}"), &mut scopes.groups));
             let net = rng.pick(&EXTERNAL_NETS);
             let base = format!("{}.{}.{}", net[0], net[1], net[2]);
             let mut lines = Vec::new();
@@ -329,7 +769,7 @@ pub fn policy(seed: u64, size: Size) -> String {
                 lines.push(format!("address {base}.0/25, {base}.192/26"));
             }
             if budget > 0 && tenant_budget > 0 && rng.chance(50) {
-                let name = format!("e{}", endpoints.len() + 1);
+                let name = namer.name(format!("e{}", endpoints.len() + 1), &mut scopes.endpoints);
                 lines.push(format!("endpoint {name} {base}.{}", 10 + rng.below(90)));
                 endpoints.push(name);
                 tenant_budget -= 1;
@@ -342,6 +782,10 @@ pub fn policy(seed: u64, size: Size) -> String {
             });
         }
         tenants.push(TenantGen {
+            name: tenant_name,
+            group_names,
+            external_names,
+            scopes,
             filters: Vec::new(),
             contracts: Vec::new(),
             groups,
@@ -357,18 +801,19 @@ pub fn policy(seed: u64, size: Size) -> String {
     for t in 0..nt {
         let nc = 2 + rng.below(4);
         for ci in 0..nc {
-            let name = format!("c{ci}");
+            let name = namer.name(format!("c{ci}"), &mut tenants[t].scopes.contracts);
             let global = nt > 1 && rng.chance(30);
             let has_deny = rng.chance(25);
             let mut subjects = Vec::new();
             let ns = 1 + rng.below(3);
+            let mut subject_names = BTreeSet::new();
             for si in 0..ns {
                 let deny = has_deny && si > 0;
                 let nf = 1 + rng.below(2);
                 let mut fnames = Vec::new();
                 for _ in 0..nf {
                     nfilters += 1;
-                    let fname = format!("f{nfilters}");
+                    let fname = namer.name(format!("f{nfilters}"), &mut tenants[t].scopes.filters);
                     let entries = filter_entries(&mut rng, deny);
                     tenants[t]
                         .filters
@@ -377,7 +822,11 @@ pub fn policy(seed: u64, size: Size) -> String {
                 }
                 let action = if deny { "deny" } else { "permit" };
                 let log = if rng.chance(10) { " log" } else { "" };
-                subjects.push(format!("subject s{si} {action} {}{log}", fnames.join(", ")));
+                let sname = namer.name(format!("s{si}"), &mut subject_names);
+                subjects.push(format!(
+                    "subject {sname} {action} {}{log}",
+                    fnames.join(", ")
+                ));
             }
             tenants[t].contracts.push(format!(
                 "{}contract {name} {{ {} }}",
@@ -432,7 +881,7 @@ pub fn policy(seed: u64, size: Size) -> String {
                         if tt == t {
                             (tt, name.clone())
                         } else {
-                            (tt, format!("{}/{name}", TENANTS[t]))
+                            (tt, format!("{}/{name}", tenants[t].name))
                         }
                     }
                 };
@@ -444,7 +893,7 @@ pub fn policy(seed: u64, size: Size) -> String {
             }
         }
     }
-    let text = render(&tenants);
+    let text = render(&tenants, &labels);
     // Assertions: verdicts from the evaluator, so they hold.
     let checked = crate::check_source(&text);
     if !checked.ok() {
@@ -481,14 +930,14 @@ pub fn policy(seed: u64, size: Size) -> String {
             let dref = if dt == st {
                 d.clone()
             } else {
-                format!("{}/{d}", TENANTS[dt])
+                format!("{}/{d}", tenants[dt].name)
             };
             tenants[st]
                 .asserts
                 .push(format!("assert {s} -> {dref} {flow} {}", v.as_str()));
         }
     }
-    render(&tenants)
+    render(&tenants, &labels)
 }
 
 fn find_endpoint(p: &Policy, tenant: usize, name: &str) -> Option<crate::model::EndpointId> {
@@ -498,10 +947,10 @@ fn find_endpoint(p: &Policy, tenant: usize, name: &str) -> Option<crate::model::
         .map(|i| crate::model::EndpointId(i as u32))
 }
 
-fn render(tenants: &[TenantGen]) -> String {
+fn render(tenants: &[TenantGen], labels: &Labels) -> String {
     let mut out = String::new();
     for (t, tg) in tenants.iter().enumerate() {
-        let _ = writeln!(out, "tenant {} {{", TENANTS[t]);
+        let _ = writeln!(out, "tenant {} {{", tg.name);
         for f in &tg.filters {
             let _ = writeln!(out, "  {f}");
         }
@@ -509,15 +958,15 @@ fn render(tenants: &[TenantGen]) -> String {
             let _ = writeln!(out, "  {c}");
         }
         for (gi, g) in tg.groups.iter().enumerate() {
-            let mut head = format!("  group g{gi}");
+            let mut head = format!("  group {}", tg.group_names[gi]);
             if g.isolated {
                 head.push_str(" isolated");
             }
             if let Some(par) = g.parent {
-                let _ = write!(head, " extends g{par}");
+                let _ = write!(head, " extends {}", tg.group_names[par]);
             }
             let _ = writeln!(out, "{head} {{");
-            let _ = writeln!(out, "    select {}", selector_text(&g.sel));
+            let _ = writeln!(out, "    select {}", selector_text(&g.sel, labels));
             let _ = writeln!(
                 out,
                 "    address {}",
@@ -530,7 +979,7 @@ fn render(tenants: &[TenantGen]) -> String {
             let _ = writeln!(out, "  }}");
         }
         for (xi, x) in tg.externals.iter().enumerate() {
-            let _ = writeln!(out, "  external x{xi} {{");
+            let _ = writeln!(out, "  external {} {{", tg.external_names[xi]);
             for l in &x.lines {
                 let _ = writeln!(out, "    {l}");
             }
@@ -737,5 +1186,64 @@ mod tests {
     fn deterministic() {
         assert_eq!(policy(7, Size::DEFAULT), policy(7, Size::DEFAULT));
         assert_ne!(policy(7, Size::DEFAULT), policy(8, Size::DEFAULT));
+    }
+
+    /// A hostile policy is the plain policy of its seed renamed: it checks clean with the same
+    /// tenants, groups, contracts, endpoints and assertions; and its names are hostile (every
+    /// class shows up in a few dozen seeds).
+    #[test]
+    fn hostile_policies_check_clean_and_are_hostile() {
+        let (mut long, mut digit, mut nft_word, mut yaml_word) = (0, 0, 0, 0);
+        for seed in 0..60 {
+            let text = hostile_policy(seed, Size::DEFAULT);
+            assert_eq!(text, hostile_policy(seed, Size::DEFAULT), "seed {seed}");
+            let c = crate::check_source(&text);
+            assert!(
+                c.ok(),
+                "seed {seed}: {:?}\n{text}",
+                c.errors.iter().map(|d| &d.message).collect::<Vec<_>>()
+            );
+            let plain = crate::check_source(&policy(seed, Size::DEFAULT)).policy;
+            let shape = |p: &Policy| {
+                (
+                    p.tenants.len(),
+                    p.groups.len(),
+                    p.contracts.len(),
+                    p.endpoints.len(),
+                    p.asserts.len(),
+                )
+            };
+            assert_eq!(shape(&c.policy), shape(&plain), "seed {seed}");
+            let names: Vec<&str> = c
+                .policy
+                .tenants
+                .iter()
+                .map(|t| t.name.as_str())
+                .chain(
+                    c.policy
+                        .groups
+                        .iter()
+                        .filter(|g| g.kind != crate::model::GroupKind::Any)
+                        .map(|g| g.name.as_str()),
+                )
+                .chain(c.policy.contracts.iter().map(|k| k.name.as_str()))
+                .collect();
+            long += usize::from(names.iter().all(|n| n.len() == 63));
+            digit += usize::from(
+                names
+                    .iter()
+                    .any(|n| n.starts_with(|c: char| c.is_ascii_digit())),
+            );
+            nft_word += usize::from(
+                names
+                    .iter()
+                    .any(|n| crate::lower::nft::KEYWORDS.contains(n)),
+            );
+            yaml_word += usize::from(names.iter().any(|n| YAML_NAMES.contains(n)));
+        }
+        assert!(
+            long >= 3 && digit >= 30 && nft_word >= 30 && yaml_word >= 20,
+            "long {long}, digit-first {digit}, nft keyword {nft_word}, YAML word {yaml_word}"
+        );
     }
 }

@@ -273,6 +273,8 @@ fn corpus() -> Vec<(String, String)> {
 struct Schemas {
     np: jsonschema::Validator,
     anp: jsonschema::Validator,
+    /// Names and labels, for every kind (what the API server checks beyond OpenAPI).
+    names: jsonschema::Validator,
 }
 
 fn schemas() -> Schemas {
@@ -287,6 +289,7 @@ fn schemas() -> Schemas {
     Schemas {
         np: load("networkpolicy-networking-v1.json"),
         anp: load("adminnetworkpolicy-policy-v1alpha1.json"),
+        names: load("k8s-names.json"),
     }
 }
 
@@ -299,7 +302,7 @@ fn validate(s: &Schemas, what: &str, list: &Value) -> usize {
             Some("AdminNetworkPolicy") => &s.anp,
             k => panic!("{what}: unexpected kind {k:?}"),
         };
-        for e in v.iter_errors(it) {
+        for e in v.iter_errors(it).chain(s.names.iter_errors(it)) {
             problems.push(format!(
                 "{what}: {} {}: {} at {}",
                 it["kind"],
@@ -367,6 +370,97 @@ fn yaml_is_one_document_per_object() {
     assert!(yaml.contains("app.kubernetes.io/managed-by: gbpc"));
     assert!(yaml.contains("endPort: 8099"));
     assert!(yaml.ends_with('\n'));
+}
+
+/// The YAML output read back as kubectl reads it (YAML 1.1, keys typed too) is the JSON
+/// output's items, document for document; `what` names the case in failures.
+fn assert_yaml_reads_back(what: &str, p: &Policy, o: &Options) {
+    let json = lower(p, o)
+        .unwrap_or_else(|e| panic!("{what}: JSON lowering failed: {e:#?}"))
+        .0;
+    let yaml = k8s::lower(
+        p,
+        &Options {
+            format: Format::Yaml,
+            ..o.clone()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{what}: YAML lowering failed: {e:#?}"))
+    .text;
+    let docs = crate::yaml_back::read_documents(&yaml)
+        .unwrap_or_else(|e| panic!("{what}: the YAML does not read back: {e}\n{yaml}"));
+    let want = items(&json);
+    assert_eq!(docs.len(), want.len(), "{what}: documents");
+    for (got, want) in docs.iter().zip(want) {
+        assert_eq!(
+            got, want,
+            "{what}: a YAML document reads back different from the JSON item\n{yaml}"
+        );
+    }
+}
+
+/// Names and label words that break careless output (digit-first and number-like names,
+/// every nftables keyword, YAML's special words, 63-character names everywhere at once,
+/// label values like `true`, `null`, `0x1F`, `010`, `1e3`, empty): every generated policy
+/// checks clean, and its objects pass the strict schemas and the name rules, in JSON and in
+/// YAML read back as kubectl reads it.
+#[test]
+fn hostile_names_give_valid_objects_in_json_and_yaml() {
+    let s = schemas();
+    let mut objects = 0;
+    for seed in 0..HOSTILE_SEEDS {
+        let src = gbpc::synth::hostile_policy(seed, gbpc::synth::Size::DEFAULT);
+        let c = gbpc::check_source(&src);
+        assert!(
+            c.ok(),
+            "seed {seed}: a hostile policy does not check: {:#?}\n{src}",
+            c.errors.iter().map(|d| &d.message).collect::<Vec<_>>()
+        );
+        for allow_dns in [false, true] {
+            let o = Options {
+                allow_dns,
+                ..opts(DenyMode::Admin)
+            };
+            let what = format!("seed {seed} (allow_dns {allow_dns})");
+            let list = match lower(&c.policy, &o) {
+                Ok((list, _)) => list,
+                Err(e) => panic!(
+                    "{what}: a policy that checks clean does not lower: {:#?}\n{src}",
+                    e.iter().map(|d| &d.message).collect::<Vec<_>>()
+                ),
+            };
+            objects += validate(&s, &what, &list);
+            assert_yaml_reads_back(&what, &c.policy, &o);
+        }
+    }
+    assert!(objects > HOSTILE_SEEDS as usize * 4, "{objects} objects");
+}
+
+/// Hostile policies per property test (each is lowered twice, in JSON and YAML).
+const HOSTILE_SEEDS: u64 = 60;
+
+/// The words YAML reads as something else when plain, as namespaces, object names, label keys
+/// and values (and an empty value): each comes back as the string it was.
+#[test]
+fn yaml_special_words_read_back_as_strings() {
+    let words = gbpc::synth::YAML_LABEL_WORDS;
+    let mut src = String::new();
+    for (i, w) in gbpc::synth::YAML_NAMES.iter().enumerate() {
+        let (k, v) = (words[i % words.len()], words[(i * 7 + 3) % words.len()]);
+        src.push_str(&format!(
+            "tenant {w} {{ filter {w} {{ tcp 80 }} contract {w} {{ subject {w} permit {w} }}
+               group {w} {{ select {k}={v}, e{i}=\"\" address 198.18.{i}.0/24 provides {w} consumes {w} }} }}\n"
+        ));
+    }
+    let p = policy(&src);
+    for allow_dns in [false, true] {
+        let o = Options {
+            allow_dns,
+            ..opts(DenyMode::Admin)
+        };
+        validate(&schemas(), "yaml words", &lower(&p, &o).unwrap().0);
+        assert_yaml_reads_back("yaml words", &p, &o);
+    }
 }
 
 // ---- 2. an independent interpreter ---------------------------------------------------------
@@ -1445,17 +1539,36 @@ fn denies_admin_network_policy_cannot_express_are_errors() {
 }
 
 #[test]
-fn a_group_named_like_a_fixed_policy_is_an_error() {
-    let src = r#"tenant t { group default-deny { select app=x } }"#;
-    let errors = lower_err(src, &opts(DenyMode::Error));
-    assert_eq!(errors.len(), 1);
-    assert_eq!(errors[0].code, Code::BadName);
-    assert_eq!(primary_text(src, &errors[0]), "default-deny");
-    let src = r#"tenant t { group allow-dns { select app=x } }"#;
-    assert!(lower(&policy(src), &opts(DenyMode::Error)).is_ok());
-    let mut o = opts(DenyMode::Error);
-    o.allow_dns = true;
-    assert_eq!(lower_err(src, &o)[0].code, Code::BadName);
+fn a_group_named_like_a_fixed_policy_gets_a_name_of_its_own() {
+    // `gbpc-default-deny` and `gbpc-allow-dns` are generated in every namespace; the groups
+    // that would take those names get `gbpc-group.<group>` (group names have no `.`).
+    let src = r#"tenant t { filter f { tcp 80 } contract c { subject s permit f }
+        group default-deny { select app=x provides c }
+        group allow-dns { select app=y consumes c } }"#;
+    for allow_dns in [false, true] {
+        let o = Options {
+            allow_dns,
+            ..opts(DenyMode::Error)
+        };
+        let (list, _) = lower_ok(src, &o);
+        let mut names: Vec<&str> = items(&list)
+            .iter()
+            .map(|i| i["metadata"]["name"].as_str().unwrap())
+            .collect();
+        names.sort_unstable();
+        let mut want = vec![
+            "gbpc-default-deny",
+            "gbpc-group.allow-dns",
+            "gbpc-group.default-deny",
+        ];
+        if allow_dns {
+            want.insert(0, "gbpc-allow-dns");
+        }
+        assert_eq!(names, want);
+        let dd = item(&list, Some("t"), "gbpc-group.default-deny");
+        assert_eq!(dd["spec"]["podSelector"]["matchLabels"]["app"], "x");
+        validate(&schemas(), "fixed names", &list);
+    }
 }
 
 #[test]

@@ -14,3 +14,4 @@ mod lsp;
 mod nft;
 mod run;
 mod support;
+mod yaml_back;

@@ -1,5 +1,6 @@
 //! Generated policies that check clean are lowered to Kubernetes objects (JSON and YAML, both
-//! deny modes); every object of the JSON output validates against the strict schemas.
+//! deny modes); every object of the JSON output validates against the strict schemas and the
+//! name rules, and the YAML output read back as kubectl reads it is the JSON output.
 #![no_main]
 
 use gbpc::lower::k8s::{self, DenyMode, Format, Options};
@@ -47,4 +48,7 @@ fuzz_target!(|data: &[u8]| {
         yaml.is_ok(),
         "JSON and YAML lowering disagree"
     );
+    if let (Ok(json), Ok(yaml)) = (&json, &yaml) {
+        gbpc_fuzz::yaml_reads_back(&src, &json.text, &yaml.text);
+    }
 });

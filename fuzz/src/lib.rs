@@ -1,12 +1,20 @@
 //! Shared helpers of the fuzz targets: a grammar-directed policy generator driven by the fuzz
 //! bytes, the invariants every target checks, and the strict Kubernetes schema validators.
 
-use std::sync::OnceLock;
+use std::collections::HashSet;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, OnceLock};
 
 /// The line-end class and `ip/N` probes (kept apart from the generator below).
 pub mod line_ends;
 
 use gbpc::diag::Diagnostic;
+use gbpc::lower::{k8s, nft};
+
+/// Reading YAML back as kubectl does: the same code as the tests'.
+#[path = "../../tests/yaml_back.rs"]
+pub mod yaml_back;
 
 /// Reads choices from the fuzz input; once the bytes run out every choice is 0 (the shortest
 /// production), so every input yields a finite policy.
@@ -40,10 +48,12 @@ impl<'a> Bytes<'a> {
     }
 }
 
-const TENANTS: &[&str] = &["t0", "t1", "prod", "t0"];
-const GROUPS: &[&str] = &["g0", "g1", "g2", "g3", "web", "db"];
+// Each pool has a hostile name too (digit-first, an nft keyword, a YAML word, a name of a
+// fixed Kubernetes object): see `lower_hostile` for the whole class.
+const TENANTS: &[&str] = &["t0", "t1", "prod", "t0", "3tier"];
+const GROUPS: &[&str] = &["g0", "g1", "g2", "g3", "web", "db", "default-deny"];
 const EXTERNALS: &[&str] = &["x0", "x1", "internet"];
-const CONTRACTS: &[&str] = &["c0", "c1", "c2", "c3", "dns"];
+const CONTRACTS: &[&str] = &["c0", "c1", "c2", "c3", "dns", "counter"];
 const FILTERS: &[&str] = &["f0", "f1", "f2", "f3", "any-ip"];
 const ENDPOINTS: &[&str] = &["e0", "e1", "e2", "e3", "e4"];
 /// Names the checker must reject or that stress limits.
@@ -129,7 +139,17 @@ const IPS: &[&str] = &[
     "::",
 ];
 const LABEL_KEYS: &[&str] = &["app", "tier", "env", "k8s.io/name", "a", "-bad", "x/y/z"];
-const LABEL_VALUES: &[&str] = &["web", "db", "\"prod\"", "", "v1.2", "\"has space\"", "-x"];
+const LABEL_VALUES: &[&str] = &[
+    "web",
+    "db",
+    "\"prod\"",
+    "",
+    "v1.2",
+    "\"has space\"",
+    "-x",
+    "on",
+    "0x1F",
+];
 
 /// Whitespace, separators and comments between tokens.
 fn sep(b: &mut Bytes, out: &mut String) {
@@ -428,6 +448,8 @@ pub fn check_and_render(src: &str) -> gbpc::model::Checked {
 pub struct Schemas {
     pub np: jsonschema::Validator,
     pub anp: jsonschema::Validator,
+    /// Names and labels of every kind (`schemas/k8s-names.json`).
+    pub names: jsonschema::Validator,
 }
 
 /// The strict schemas of the repository (compiled once per process).
@@ -446,6 +468,7 @@ pub fn schemas() -> &'static Schemas {
         Schemas {
             np: load("networkpolicy-networking-v1.json"),
             anp: load("adminnetworkpolicy-policy-v1alpha1.json"),
+            names: load("k8s-names.json"),
         }
     })
 }
@@ -466,6 +489,7 @@ pub fn validate_k8s(src: &str, text: &str) {
         };
         let errors: Vec<String> = v
             .iter_errors(it)
+            .chain(s.names.iter_errors(it))
             .map(|e| format!("{e} at {}", e.instance_path()))
             .collect();
         assert!(
@@ -476,6 +500,146 @@ pub fn validate_k8s(src: &str, text: &str) {
             errors.join("; ")
         );
     }
+}
+
+/// The YAML lowering read back as kubectl reads it is the JSON lowering's items.
+pub fn yaml_reads_back(src: &str, json: &str, yaml: &str) {
+    let list: serde_json::Value = serde_json::from_str(json).expect("JSON output");
+    let items = list["items"].as_array().cloned().unwrap_or_default();
+    let docs = match yaml_back::read_documents(yaml) {
+        Ok(d) => d,
+        Err(e) => panic!("the YAML does not read back: {e}\npolicy:\n{src}\nYAML:\n{yaml}"),
+    };
+    assert_eq!(
+        docs.len(),
+        items.len(),
+        "YAML documents vs JSON items for:\n{src}"
+    );
+    for (d, i) in docs.iter().zip(&items) {
+        assert_eq!(
+            d, i,
+            "a YAML document reads back different from the JSON:\n{src}"
+        );
+    }
+}
+
+/// `nft -c -f -` on a script: `Err` with nft's message when it is refused. Run in the fuzzer's
+/// own network namespace when it has one (`unshare --net cargo fuzz run ...`, one process per
+/// check), else each check in a new one (`unshare --net nft`, slower): never in the host's.
+/// A script already checked is not checked again.
+pub fn nft_check(script: &str) -> Result<(), String> {
+    static PRIVATE: OnceLock<bool> = OnceLock::new();
+    static SEEN: OnceLock<Mutex<HashSet<u64>>> = OnceLock::new();
+    let h = fnv(script.as_bytes());
+    let seen = SEEN.get_or_init(Default::default);
+    if seen.lock().map(|s| s.contains(&h)).unwrap_or(false) {
+        return Ok(());
+    }
+    let private = *PRIVATE.get_or_init(|| {
+        let ns = |p: &str| std::fs::read_link(p).ok();
+        let (me, init) = (ns("/proc/self/ns/net"), ns("/proc/1/ns/net"));
+        me.is_some() && init.is_some() && me != init
+    });
+    let mut cmd = if private {
+        Command::new("nft")
+    } else {
+        let mut c = Command::new("unshare");
+        c.args(["--net", "nft"]);
+        c
+    };
+    let mut child = cmd
+        .args(["-c", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run nft: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(script.as_bytes())
+            .map_err(|e| format!("cannot write to nft: {e}"))?;
+    }
+    let out = child.wait_with_output().map_err(|e| format!("nft: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    if let Ok(mut s) = seen.lock()
+        && s.len() < 1_000_000
+    {
+        s.insert(h);
+    }
+    Ok(())
+}
+
+/// The hostile lowering target (`lower_hostile`): a policy of the name-hostile generator
+/// (`gbpc::synth::hostile_policy_from_bytes`, steered by the bytes after the first) must check
+/// clean; its nftables scripts (both modes, in a table named by the first byte: `gbpc`, a word
+/// of nft's grammar or a variant; a name `check_table_name` refuses falls back to `gbpc`) must
+/// pass `nft -c`; its Kubernetes objects (denies as AdminNetworkPolicy, with or without DNS)
+/// must pass the strict schemas and the name rules, and the YAML must read back as the JSON.
+pub fn lower_hostile(data: &[u8]) {
+    let (flags, rest) = data.split_first().map_or((0, data), |(f, r)| (*f, r));
+    // The small size (20 endpoints, 2 tenants) keeps the kernel's check and the YAML short;
+    // the renderers are the `check` target's business.
+    let src = gbpc::synth::hostile_policy_from_bytes(rest, gbpc::synth::Size::SMALL);
+    let checked = gbpc::check_source(&src);
+    check_spans(&src, &checked.warnings);
+    assert!(
+        checked.ok(),
+        "a hostile generated policy does not check: {:?}\n{src}",
+        checked
+            .errors
+            .iter()
+            .map(|d| &d.message)
+            .collect::<Vec<_>>()
+    );
+    let words = gbpc::synth::NFT_WORDS;
+    let word = words[usize::from(flags) % words.len()];
+    let table = match flags % 8 {
+        0..=3 => "gbpc".to_string(),
+        4 | 5 => word.to_string(),
+        6 => format!("{word}/{}", words[usize::from(flags / 8) % words.len()]),
+        _ => format!("_{word}"),
+    };
+    let table = if nft::check_table_name(&table).is_ok() {
+        table
+    } else {
+        assert!(
+            nft::KEYWORDS.binary_search(&table.as_str()).is_ok(),
+            "table name `{table}` refused but not a keyword"
+        );
+        "gbpc".to_string()
+    };
+    let mut both = String::new();
+    for enforce in [nft::Enforce::Fabric, nft::Enforce::Endpoint] {
+        let o = nft::Options {
+            table: table.clone(),
+            enforce,
+        };
+        match nft::lower(&checked.policy, &o) {
+            Ok(out) => both.push_str(&out.text),
+            Err(e) => panic!("nft lowering refused a clean policy: {e:?}\n{src}"),
+        }
+    }
+    // Both scripts in one transaction: each replaces the table, so they check together.
+    if let Err(e) = nft_check(&both) {
+        panic!("nft -c refuses the script: {e}\npolicy:\n{src}");
+    }
+    let allow_dns = flags & 0x40 != 0;
+    let lower = |format| {
+        let o = k8s::Options {
+            format,
+            deny: k8s::DenyMode::Admin,
+            allow_dns,
+        };
+        match k8s::lower(&checked.policy, &o) {
+            Ok(out) => out.text,
+            Err(e) => panic!("k8s lowering refused a clean policy: {e:?}\n{src}"),
+        }
+    };
+    let json = lower(k8s::Format::Json);
+    validate_k8s(&src, &json);
+    yaml_reads_back(&src, &json, &lower(k8s::Format::Yaml));
 }
 
 /// Where sampled nftables scripts are saved for a later `nft -c` pass

@@ -71,8 +71,9 @@ pub struct CompileArgs {
     /// nft: where the rules are enforced [default: fabric].
     #[arg(long, value_enum)]
     enforce: Option<Enforce>,
-    /// nft: the name of the table (replaced as a whole on load) [default: gbpc].
-    #[arg(long)]
+    /// nft: the name of the table (replaced as a whole on load) [default: gbpc]: a word nft
+    /// reads as one name, not one of its keywords.
+    #[arg(long, value_parser = nft::parse_table_name)]
     table: Option<String>,
     /// Write the output here instead of stdout (`-`: stdout). A regular file is replaced
     /// atomically (nothing is written on error), a symbolic link is written through, a device or

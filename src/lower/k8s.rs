@@ -531,7 +531,6 @@ pub fn lower(p: &Policy, o: &Options) -> LowerResult {
     let mut l = Lowerer::new(p, o);
     // (namespace, name, object): sorted by the first two for a stable order.
     let mut items: Vec<(Option<String>, String, Object)> = Vec::new();
-    l.check_names();
     for (ti, t) in p.tenants.iter().enumerate() {
         let ns = t.name.as_str();
         let np = |o: NetworkPolicy| Object::Np(Box::new(o));
@@ -542,7 +541,7 @@ pub fn lower(p: &Policy, o: &Options) -> LowerResult {
         let tid = crate::model::TenantId(ti as u32);
         for g in p.internal_groups(tid) {
             if let Some(policy) = l.group_policy(g) {
-                let name = format!("{PREFIX}{}", p.group(g).name);
+                let name = group_policy_name(&p.group(g).name);
                 items.push((Some(ns.into()), name, np(policy)));
             }
         }
@@ -582,6 +581,19 @@ pub fn lower(p: &Policy, o: &Options) -> LowerResult {
             Code::K8sUnsupported,
             format!("cannot serialize the Kubernetes objects: {e}"),
         )]),
+    }
+}
+
+/// The NetworkPolicy of a group: `gbpc-<group>`, except for the two groups whose policy would
+/// take the name of a policy gbpc generates in every namespace (`gbpc-default-deny`,
+/// `gbpc-allow-dns`): theirs is `gbpc-group.<group>`, which no other group's can be (a group
+/// name has no `.`). So every valid group name lowers, and no two policies share a name.
+pub fn group_policy_name(group: &str) -> String {
+    let name = format!("{PREFIX}{group}");
+    if name == DEFAULT_DENY || name == ALLOW_DNS {
+        format!("{PREFIX}group.{group}")
+    } else {
+        name
     }
 }
 
@@ -903,7 +915,7 @@ impl<'a> Lowerer<'a> {
             })
             .collect();
         Some(NetworkPolicy {
-            metadata: metadata(&format!("{PREFIX}{}", grp.name), Some(&ns)),
+            metadata: metadata(&group_policy_name(&grp.name), Some(&ns)),
             spec: Some(NetworkPolicySpec {
                 pod_selector: Some(selector(&grp.selector)),
                 policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
@@ -911,31 +923,6 @@ impl<'a> Lowerer<'a> {
                 egress: (!egress.is_empty()).then_some(egress),
             }),
         })
-    }
-
-    /// A group's policy name must not be one of the fixed names of its namespace.
-    fn check_names(&mut self) {
-        for g in &self.p.groups {
-            if g.kind != GroupKind::Internal || g.selector.is_empty() {
-                continue;
-            }
-            let name = format!("{PREFIX}{}", g.name);
-            let clash = name == DEFAULT_DENY || (self.o.allow_dns && name == ALLOW_DNS);
-            if clash {
-                self.errors.push(
-                    Diagnostic::error(
-                        Code::BadName,
-                        format!(
-                            "group `{}` would lower to NetworkPolicy `{name}`, which gbpc already generates in namespace `{}`",
-                            g.name,
-                            self.p.tenant(g.tenant).name
-                        ),
-                    )
-                    .primary(g.name_span, "this name")
-                    .help("rename the group for the k8s target"),
-                );
-            }
-        }
     }
 
     fn anp_pods(&self, g: GroupId, sel: &BTreeMap<String, String>) -> AnpPods {

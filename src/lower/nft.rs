@@ -118,8 +118,10 @@ const OTHER_PROTO_RANGES: &[(u16, u16)] =
     &[(0, 0), (2, 5), (7, 16), (18, 57), (59, 131), (133, 255)];
 
 pub fn lower(p: &Policy, o: &Options) -> LowerResult {
-    if let Err(d) = check_table_name(&o.table) {
-        return Err(vec![d]);
+    if let Err(why) = check_table_name(&o.table) {
+        return Err(vec![Diagnostic::error(Code::BadName, why).help(
+            "use letters, digits, `_`, `-`, `.` and `/`, starting with a letter, `_` or `.`",
+        )]);
     }
     let warnings = no_address_warnings(p);
     let classes = &p.classes;
@@ -305,22 +307,112 @@ fn segments(
     out
 }
 
-fn check_table_name(name: &str) -> Result<(), Diagnostic> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name.starts_with(|c: char| c.is_ascii_alphabetic())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if ok {
-        Ok(())
-    } else {
-        Err(Diagnostic::error(
-            Code::BadName,
-            format!("`{name}` is not a usable nftables table name"),
+// ---- identifiers ---------------------------------------------------------------------------
+//
+// nft 1.0.6 takes the names of tables, chains, sets, maps and counters only as bare words (a
+// quoted name is a syntax error there): the scanner's `string` token,
+// `[A-Za-z_.][A-Za-z0-9/_.-]*`, that is not one of its keywords. Quoted strings are taken in
+// comments and as a counter map's data. So the script quotes nothing it need not and maps
+// the one identifier built from policy names, a contract's counter, to a bare word (see
+// [`counter_name`]); the table name comes from the command line and is checked
+// ([`check_table_name`]). The limits: 255 bytes for a name, 128 for a comment.
+
+/// The longest table, chain, set or object name the kernel takes (`NFT_NAME_MAXLEN` 256,
+/// with the terminating NUL).
+pub const NAME_MAX: usize = 255;
+/// The longest comment nft takes (`NFTNL_UDATA_COMMENT_MAXLEN`).
+pub const COMMENT_MAX: usize = 128;
+
+/// The words nft reads as keywords where the script names its table. Found by experiment:
+/// every word of nft 1.0.6's grammar (`gbpc::synth::NFT_WORDS`) was tried as the table name
+/// of a compiled script with `nft -c`; these 153 failed. To them are added the keywords
+/// later releases read everywhere (`destroy`, `last`, `tunnel`, `vxlan`, `vni`, `geneve`,
+/// `gre`, `gretap`), so that a script stays loadable there. Sorted (binary search).
+#[rustfmt::skip]
+pub const KEYWORDS: &[&str] = &[
+    "accept", "add", "ah", "all", "and", "arp", "auto-merge", "bridge", "cgroup", "chain",
+    "comment", "comp", "constant", "continue", "counter", "cpu", "create", "ct", "day", "dccp",
+    "define", "delete", "describe", "destroy", "device", "devices", "dnat", "drop", "dst", "dup",
+    "dynamic", "ecn", "element", "elements", "eq", "esp", "ether", "exists", "expires", "export",
+    "exthdr", "fib", "flags", "flow", "flowtable", "flush", "frag", "fwd", "gc-interval", "ge",
+    "geneve", "get", "goto", "gre", "gretap", "gt", "handle", "hbh", "hook", "hour", "ibriport",
+    "ibrname", "icmp", "icmpv6", "igmp", "iif", "iifgroup", "iifname", "iiftype", "import",
+    "include", "index", "inet", "insert", "interval", "ip", "ip6", "ipsec", "jhash", "jump",
+    "last", "le", "limit", "list", "log", "lshift", "lt", "map", "mark", "masquerade", "meta",
+    "meter", "mh", "missing", "monitor", "ne", "netdev", "nftrace", "not", "notrack", "numgen",
+    "obriport", "obrname", "offload", "oif", "oifgroup", "oifname", "oiftype", "or", "osf",
+    "pkttype", "policy", "position", "priority", "queue", "quota", "random", "redefine",
+    "redirect", "reject", "rename", "replace", "reset", "return", "rshift", "rt", "rt0", "rt2",
+    "rtclassid", "rule", "ruleset", "sctp", "secmark", "set", "size", "skgid", "skuid", "snat",
+    "socket", "srh", "symhash", "synproxy", "table", "tcp", "th", "time", "timeout", "tproxy",
+    "tunnel", "type", "typeof", "udp", "udplite", "undefine", "update", "vlan", "vmap", "vni",
+    "vxlan", "xor", "xt",
+];
+
+/// Whether `name` can name the table: a word nft reads as one bare name (the scanner's
+/// `string` token, not a keyword) of at most [`NAME_MAX`] bytes. Every such name loads
+/// (`tests/nft.rs` tries every word of nft's grammar and random names). `Err` says why not.
+pub fn check_table_name(name: &str) -> Result<(), String> {
+    let why = if name.is_empty() {
+        "an empty table name".to_string()
+    } else if name.len() > NAME_MAX {
+        format!(
+            "the table name is {} bytes long; nftables takes at most {NAME_MAX}",
+            name.len()
         )
-        .help("use letters, digits, `_` and `-`, starting with a letter, at most 64 characters"))
+    } else if !name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_' || c == '.') {
+        format!(
+            "`{name}` is not a usable nftables table name: it must start with a letter, `_` or `.`"
+        )
+    } else if let Some(c) = name
+        .chars()
+        .find(|&c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/')))
+    {
+        format!(
+            "`{name}` is not a usable nftables table name: {c:?} is not a letter, a digit, `_`, `-`, `.` or `/`"
+        )
+    } else if name == "." {
+        "`.` is nft's concatenation operator, not a name".to_string()
+    } else if KEYWORDS.binary_search(&name).is_ok() {
+        format!("`{name}` is an nftables keyword; nft cannot read it as a table name")
+    } else {
+        return Ok(());
+    };
+    Err(why)
+}
+
+/// [`check_table_name`] for a command-line parser: the name, or why it is refused.
+pub fn parse_table_name(name: &str) -> Result<String, String> {
+    check_table_name(name).map(|()| name.to_string())
+}
+
+/// The name of a contract's counter: `TENANT/CONTRACT`, which nft reads as one bare word
+/// when the tenant starts with a letter; a tenant name that starts with a digit (which nft
+/// would read as a number) gets a leading `_`, which no gbpc name has, so the mapping stays
+/// one-to-one. At most 128 bytes (two names of 63 and the separators).
+pub fn counter_name(tenant: &str, contract: &str) -> String {
+    if tenant.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        format!("{tenant}/{contract}")
+    } else {
+        format!("_{tenant}/{contract}")
     }
+}
+
+/// The comment of a contract's counter: `contract TENANT/CONTRACT`, `(global)` after a
+/// global contract's, cut with `...` to nft's [`COMMENT_MAX`] bytes (the counter's name holds
+/// the whole identity).
+pub fn counter_comment(tenant: &str, contract: &str, global: bool) -> String {
+    let suffix = if global { " (global)" } else { "" };
+    let full = format!("contract {tenant}/{contract}{suffix}");
+    if full.len() <= COMMENT_MAX {
+        return full;
+    }
+    let mut keep = COMMENT_MAX - suffix.len() - "...".len();
+    // Names are ASCII, so this only matters for a caller's odd names.
+    while !full.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    format!("{}...{suffix}", &full[..keep])
 }
 
 /// Internal groups that take part in contracts but have no address nftables could see.
@@ -353,9 +445,9 @@ fn no_address_warnings(p: &Policy) -> Vec<Diagnostic> {
     out
 }
 
-fn counter_name(p: &Policy, c: ContractId) -> String {
+fn contract_counter(p: &Policy, c: ContractId) -> String {
     let c = p.contract(c);
-    format!("{}/{}", p.tenant(c.tenant).name, c.name)
+    counter_name(&p.tenant(c.tenant).name, &c.name)
 }
 
 fn addr_range(family: Family, lo: u128, hi: u128) -> String {
@@ -457,12 +549,12 @@ fn render(
     let mut adds = String::new();
     // Counters, one per contract.
     for (ci, c) in p.contracts.iter().enumerate() {
+        let tenant = &p.tenant(c.tenant).name;
         let _ = writeln!(
             s,
-            "\tcounter {} {{\n\t\tcomment \"contract {}{}\"\n\t}}\n",
-            counter_name(p, ContractId(ci as u32)),
-            counter_name(p, ContractId(ci as u32)),
-            if c.global { " (global)" } else { "" }
+            "\tcounter {} {{\n\t\tcomment \"{}\"\n\t}}\n",
+            contract_counter(p, ContractId(ci as u32)),
+            counter_comment(tenant, &c.name, c.global)
         );
     }
     // Class maps.
@@ -521,7 +613,7 @@ fn render(
             t,
             &format!("counter_{suf}"),
             els.iter()
-                .map(|e| format!("{} : \"{}\"", key(e), counter_name(p, e.contract))),
+                .map(|e| format!("{} : \"{}\"", key(e), contract_counter(p, e.contract))),
         );
         let _ = writeln!(s, "\t}}\n");
         let _ = writeln!(s, "\tset log_{suf} {{\n\t\ttype {ty}\n\t\tflags interval");
