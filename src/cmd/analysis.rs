@@ -242,10 +242,23 @@ pub fn matrix(a: MatrixArgs, color: bool, json: bool) -> ExitCode {
         Ok(x) => x,
         Err(c) => return c,
     };
-    let m = analysis::matrix::matrix(&checked.policy);
-    emit(&match a.format {
-        MatrixFormat::Text => analysis::matrix::text(&m),
-        MatrixFormat::Csv => analysis::matrix::csv(&m),
-        MatrixFormat::Html => analysis::matrix::html(&m, &name),
-    })
+    // Streamed: a row at a time, never the whole matrix in memory.
+    let p = &checked.policy;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let written = match a.format {
+        MatrixFormat::Text => analysis::matrix::write_text(p, &mut out),
+        MatrixFormat::Csv => analysis::matrix::write_csv(p, &mut out),
+        MatrixFormat::Html => match analysis::matrix::write_html(p, &name, &mut out) {
+            Ok(()) => Ok(()),
+            Err(analysis::matrix::HtmlError::Io(e)) => Err(e),
+            Err(analysis::matrix::HtmlError::TooLarge(msg)) => {
+                return usage(&format!("matrix --format html: {msg}"));
+            }
+        },
+    };
+    if written.and_then(|_| out.flush()).is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    }
 }
