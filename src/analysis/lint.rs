@@ -67,10 +67,12 @@ struct PairInfo {
 
 struct Sweeps<'a> {
     p: &'a Policy,
+    /// By the two group sets.
+    by_sets: HashMap<(Vec<GroupId>, Vec<GroupId>), Rc<PairInfo>>,
     /// By the applicable contracts and whether an open group is shared: all the lints read of
     /// a pair (the subjects that match and decide, the verdicts), so group sets that differ
     /// only in groups without contracts share one sweep.
-    cache: HashMap<(Vec<ContractId>, bool), Rc<PairInfo>>,
+    by_contracts: HashMap<(Vec<ContractId>, bool), Rc<PairInfo>>,
 }
 
 /// At most this many pairs are kept; the cache starts over past it (bounded memory).
@@ -80,17 +82,28 @@ impl<'a> Sweeps<'a> {
     fn new(p: &'a Policy) -> Sweeps<'a> {
         Sweeps {
             p,
-            cache: HashMap::new(),
+            by_sets: HashMap::new(),
+            by_contracts: HashMap::new(),
         }
     }
 
     fn get(&mut self, src: &[GroupId], dst: &[GroupId]) -> Rc<PairInfo> {
+        let sets = (src.to_vec(), dst.to_vec());
+        if let Some(x) = self.by_sets.get(&sets) {
+            return x.clone();
+        }
+        if self.by_sets.len() >= MAX_CACHED_PAIRS {
+            self.by_sets.clear();
+            self.by_contracts.clear();
+        }
         let p = self.p;
         let app = eval::applicable(p, src, dst);
         let open = eval::common_open_group(p, src, dst).is_some();
         let key = (app.iter().map(|x| x.0).collect::<Vec<_>>(), open);
-        if let Some(x) = self.cache.get(&key) {
-            return x.clone();
+        if let Some(x) = self.by_contracts.get(&key) {
+            let x = x.clone();
+            self.by_sets.insert(sets, x.clone());
+            return x;
         }
         let mut segs = Vec::new();
         let mut by_subject: HashMap<(ContractId, usize), Vec<u32>> = HashMap::new();
@@ -116,10 +129,8 @@ impl<'a> Sweeps<'a> {
             by_subject,
             permit,
         });
-        if self.cache.len() >= MAX_CACHED_PAIRS {
-            self.cache.clear();
-        }
-        self.cache.insert(key, info.clone());
+        self.by_contracts.insert(key, info.clone());
+        self.by_sets.insert(sets, info.clone());
         info
     }
 }
