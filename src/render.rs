@@ -123,7 +123,59 @@ pub fn terminal(diags: &[Diagnostic], file_name: &str, src: &str, color: bool) -
     render_with(diags, src, color, &src_index)
 }
 
-fn render_with<S: miette::SourceCode + std::fmt::Debug>(
+/// The terminal width diagnostics are laid out for.
+const WIDTH: usize = 100;
+
+/// Can this text be laid out without wrapping, whatever the word separator? One line of
+/// plain ASCII, no leading, trailing or doubled spaces, and short enough for its indentation
+/// (`room` columns): textwrap then returns it as written after the indentation, which is what
+/// miette's no-wrap layout does, so the cheaper handler gives the same bytes. (Unicode line
+/// breaking is most of the cost of a short diagnostic.)
+fn fits(text: &str, room: usize) -> bool {
+    !text.is_empty()
+        && text.len() <= room
+        && text.bytes().all(|b| (0x20..0x7f).contains(&b))
+        && !text.starts_with(' ')
+        && !text.ends_with(' ')
+        && !text.contains("  ")
+}
+
+fn needs_wrapping(d: &Diagnostic) -> bool {
+    // Message after "  ⚠ " (4 columns), help after "  help: " (8), both in WIDTH - 2, with
+    // a column to spare.
+    !(fits(&d.message, WIDTH - 2 - 4 - 1)
+        && d.help.as_deref().is_none_or(|h| fits(h, WIDTH - 2 - 8 - 1)))
+}
+
+/// Past this many diagnostics, the rendering is split over the available cores (each part in
+/// order, joined in order: the output is the same).
+const PARALLEL_FROM: usize = 2_000;
+
+fn render_with<S: miette::SourceCode + std::fmt::Debug + Sync>(
+    diags: &[Diagnostic],
+    src: &str,
+    color: bool,
+    source: &S,
+) -> String {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    if diags.len() < PARALLEL_FROM || threads < 2 {
+        return render_part(diags, src, color, source);
+    }
+    let chunk = diags.len().div_ceil(threads);
+    let parts: Vec<String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = diags
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || render_part(part, src, color, source)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    parts.concat()
+}
+
+fn render_part<S: miette::SourceCode + std::fmt::Debug>(
     diags: &[Diagnostic],
     src: &str,
     color: bool,
@@ -134,7 +186,10 @@ fn render_with<S: miette::SourceCode + std::fmt::Debug>(
     } else {
         GraphicalTheme::unicode_nocolor()
     };
-    let handler = GraphicalReportHandler::new_themed(theme).with_width(100);
+    let wrapping = GraphicalReportHandler::new_themed(theme.clone()).with_width(WIDTH);
+    let plain = GraphicalReportHandler::new_themed(theme)
+        .with_width(WIDTH)
+        .with_wrap_lines(false);
     let mut out = String::new();
     for d in diags {
         // Spans past the end (a truncated or undecodable file) are clamped to the text.
@@ -146,6 +201,11 @@ fn render_with<S: miette::SourceCode + std::fmt::Debug>(
         let w = WithSource {
             diag: &d,
             src: source,
+        };
+        let handler = if needs_wrapping(&d) {
+            &wrapping
+        } else {
+            &plain
         };
         if handler.render_report(&mut out, &w).is_err() {
             out.push_str(&format!("{}: {}\n", d.code, d.message));
@@ -289,15 +349,70 @@ mod tests {
         }
     }
 
-    /// Whole reports are byte-identical to miette's rendering with the plain text.
+    /// The rendering of before: miette's default handler on the whole text, one by one.
+    fn oracle(diags: &[Diagnostic], name: &str, src: &str, color: bool) -> String {
+        let theme = if color {
+            GraphicalTheme::unicode()
+        } else {
+            GraphicalTheme::unicode_nocolor()
+        };
+        let handler = GraphicalReportHandler::new_themed(theme).with_width(WIDTH);
+        let whole = miette::NamedSource::new(name, src.to_string());
+        let mut out = String::new();
+        for d in diags {
+            let mut d = d.clone();
+            for l in &mut d.labels {
+                l.span.start = l.span.start.min(src.len());
+                l.span.end = l.span.end.min(src.len());
+            }
+            let w = WithSource {
+                diag: &d,
+                src: &whole,
+            };
+            if handler.render_report(&mut out, &w).is_err() {
+                out.push_str(&format!("{}: {}\n", d.code, d.message));
+            }
+        }
+        out
+    }
+
+    const WORDS: [&str; 12] = [
+        "group",
+        "`t/web`",
+        "intra-group",
+        "a",
+        "has",
+        "no-members:",
+        "(nftables)",
+        "198.18.0.0/15,",
+        "\u{e9}t\u{e9}",
+        "very-long-hyphenated-word-that-might-break",
+        "x",
+        "tenant/any",
+    ];
+
+    fn sentence(rng: &mut Lcg) -> String {
+        let n = rng.below(30) + 1;
+        let mut s: Vec<&str> = (0..n).map(|_| WORDS[rng.below(WORDS.len())]).collect();
+        if rng.below(10) == 0 {
+            s.push(" ");
+        }
+        s.join(if rng.below(15) == 0 { "  " } else { " " })
+    }
+
+    /// Whole reports are byte-identical to the rendering of before (miette's default handler
+    /// reading the whole text), with and without colour, for short messages (laid out
+    /// without wrapping) and long ones (wrapped), and in parallel parts.
     #[test]
     fn reports_are_unchanged() {
         let mut rng = Lcg(11);
+        let mut all = Vec::new();
+        let mut texts = Vec::new();
         for _ in 0..400 {
             let t = text(&mut rng);
             let mut diags = Vec::new();
-            for k in 0..rng.below(4) + 1 {
-                let mut d = Diagnostic::warning(Code::EmptyGroup, format!("finding {k}"));
+            for _ in 0..rng.below(4) + 1 {
+                let mut d = Diagnostic::warning(Code::EmptyGroup, sentence(&mut rng));
                 for l in 0..rng.below(3) + 1 {
                     let a = boundary(&t, &mut rng);
                     let b = boundary(&t, &mut rng);
@@ -305,19 +420,35 @@ mod tests {
                     d = if l == 0 {
                         d.primary(sp, "here")
                     } else {
-                        d.secondary(sp, "and here")
+                        d.secondary(sp, sentence(&mut rng))
                     };
                 }
-                diags.push(d.help("help text"));
+                if rng.below(4) != 0 {
+                    d = d.help(sentence(&mut rng));
+                }
+                diags.push(d);
             }
-            let whole = miette::NamedSource::new("f.gbp", t.clone());
             for color in [false, true] {
                 assert_eq!(
                     terminal(&diags, "f.gbp", &t, color),
-                    render_with(&diags, &t, color, &whole),
+                    oracle(&diags, "f.gbp", &t, color),
                     "{t:?}"
                 );
             }
+            texts.push(t);
+            all.push(diags);
         }
+        // Many diagnostics on one text: rendered in parallel parts, joined in order.
+        let t = texts.concat();
+        let many: Vec<Diagnostic> = all
+            .into_iter()
+            .flatten()
+            .cycle()
+            .take(PARALLEL_FROM * 2 + 7)
+            .collect();
+        assert_eq!(
+            terminal(&many, "f.gbp", &t, false),
+            oracle(&many, "f.gbp", &t, false)
+        );
     }
 }
