@@ -16,7 +16,7 @@ pub mod lint;
 pub mod matrix;
 pub mod query;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use crate::eval::{self, Decision, Flow, Proto, Reason, Verdict};
@@ -194,6 +194,32 @@ pub fn sweep(
     extra: Option<&dyn Fn(Space) -> Cuts>,
 ) -> Vec<Seg> {
     let app = eval::applicable(p, src, dst);
+    sweep_with(p, &app, src, dst, extra)
+}
+
+/// [`sweep`] with the applicable contracts already computed.
+pub fn sweep_with(
+    p: &Policy,
+    app: &[(ContractId, GroupId, GroupId)],
+    src: &[GroupId],
+    dst: &[GroupId],
+    extra: Option<&dyn Fn(Space) -> Cuts>,
+) -> Vec<Seg> {
+    let mut out = Vec::new();
+    sweep_each(p, app, src, dst, extra, |seg, _| out.push(seg));
+    out
+}
+
+/// The segments of [`sweep_with`] one by one, each with the matcher positioned on it (for
+/// callers that also want every subject that matches there: [`Matcher::all`]).
+pub fn sweep_each(
+    p: &Policy,
+    app: &[(ContractId, GroupId, GroupId)],
+    src: &[GroupId],
+    dst: &[GroupId],
+    extra: Option<&dyn Fn(Space) -> Cuts>,
+    mut f: impl FnMut(Seg, &Matcher),
+) {
     let ids: Vec<ContractId> = app.iter().map(|x| x.0).collect();
     // Group sets stand for members whose address the question leaves open: either family,
     // so every space (ICMP in IPv4, ICMPv6 in IPv6) is a possible connection.
@@ -201,24 +227,167 @@ pub fn sweep(
         eval::End::new(src, eval::Families::BOTH),
         eval::End::new(dst, eval::Families::BOTH),
     );
-    let mut out = Vec::new();
     for space in Space::ALL {
         let mut cuts = extra.map(|f| f(space)).unwrap_or_default();
         add_cuts(p, &ids, space, &mut cuts);
+        let mut m = Matcher::new(p, app, space);
         for (lo, hi) in segments(space, &cuts) {
+            m.seek(lo);
             let Ok(conn) = eval::Conn::new(ends.0, ends.1, space.flow(lo)) else {
                 continue;
             };
-            let decision = eval::decide_with(p, &app, &conn);
-            out.push(Seg {
-                space,
-                lo,
-                hi,
-                decision,
-            });
+            let decision = eval::decide_from(
+                p,
+                conn.src(),
+                conn.dst(),
+                conn.flow(),
+                m.first_deny(),
+                m.first(),
+            );
+            f(
+                Seg {
+                    space,
+                    lo,
+                    hi,
+                    decision,
+                },
+                &m,
+            );
         }
     }
-    out
+}
+
+/// A filter entry in the order [`eval::matches`] visits them: applicable contract (by
+/// position), subject, filter (position in the subject), entry.
+type EntryKey = (u32, u32, u32, u32);
+
+/// The subject matches of every segment of one space between two group sets, found in one
+/// pass over the edges of the applicable filter entries: each entry joins the active set at its
+/// first port and leaves it after its last, so segment after segment costs the entries that
+/// start or end there, not every subject of every applicable contract again (which made a
+/// contract of 100,000 subjects quadratic). Agrees with [`eval::matches`] on every segment
+/// whose first port is passed to [`Matcher::seek`] (ascending), provided the segments are cut
+/// at every entry edge (as [`add_cuts`] does).
+pub struct Matcher<'a> {
+    p: &'a Policy,
+    app: &'a [(ContractId, GroupId, GroupId)],
+    /// (position, +1 or -1, entry, deny?), by position.
+    events: Vec<(u32, i32, EntryKey, bool)>,
+    next: usize,
+    deny: BTreeMap<EntryKey, u32>,
+    permit: BTreeMap<EntryKey, u32>,
+}
+
+impl<'a> Matcher<'a> {
+    pub fn new(p: &'a Policy, app: &'a [(ContractId, GroupId, GroupId)], space: Space) -> Self {
+        let (lo, hi) = space.bounds();
+        let mut events = Vec::new();
+        for (ai, &(c, _, _)) in app.iter().enumerate() {
+            for (si, s) in p.contract(c).subjects.iter().enumerate() {
+                let deny = s.action == crate::model::Action::Deny;
+                for (fi, &(f, _)) in s.filters.iter().enumerate() {
+                    for (ei, e) in p.filter(f).entries.iter().enumerate() {
+                        if !space.entry_applies(e.proto) {
+                            continue;
+                        }
+                        let key = (ai as u32, si as u32, fi as u32, ei as u32);
+                        let mut add = |a: u32, b: u32| {
+                            let (a, b) = (a.max(lo), b.min(hi));
+                            if a <= b {
+                                events.push((a, 1, key, deny));
+                                events.push((b + 1, -1, key, deny));
+                            }
+                        };
+                        if e.proto == EntryProto::Ip || e.ranges.is_empty() {
+                            add(lo, hi);
+                        } else {
+                            for &(a, b) in &e.ranges {
+                                add(a as u32, b as u32);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        events.sort_unstable_by_key(|e| (e.0, e.1, e.2));
+        Matcher {
+            p,
+            app,
+            events,
+            next: 0,
+            deny: BTreeMap::new(),
+            permit: BTreeMap::new(),
+        }
+    }
+
+    /// Move to the segment that starts at `lo` (calls in ascending order).
+    pub fn seek(&mut self, lo: u32) {
+        while let Some(&(pos, delta, key, deny)) = self.events.get(self.next) {
+            if pos > lo {
+                break;
+            }
+            let set = if deny {
+                &mut self.deny
+            } else {
+                &mut self.permit
+            };
+            if delta > 0 {
+                *set.entry(key).or_insert(0) += 1;
+            } else if let Some(n) = set.get_mut(&key) {
+                *n -= 1;
+                if *n == 0 {
+                    set.remove(&key);
+                }
+            }
+            self.next += 1;
+        }
+    }
+
+    fn to_match(&self, k: EntryKey) -> eval::Match {
+        let (c, consumer, provider) = self.app[k.0 as usize];
+        let (f, _) = self.p.contract(c).subjects[k.1 as usize].filters[k.2 as usize];
+        eval::Match {
+            contract: c,
+            subject: k.1 as usize,
+            filter: f,
+            entry: k.3 as usize,
+            consumer,
+            provider,
+        }
+    }
+
+    /// The first deny match at the current segment, as [`eval::matches`] orders them.
+    pub fn first_deny(&self) -> Option<eval::Match> {
+        self.deny.keys().next().map(|k| self.to_match(*k))
+    }
+
+    /// The first match of any action at the current segment.
+    pub fn first(&self) -> Option<eval::Match> {
+        let d = self.deny.keys().next();
+        let q = self.permit.keys().next();
+        match (d, q) {
+            (Some(a), Some(b)) => Some(self.to_match(*a.min(b))),
+            (Some(a), None) | (None, Some(a)) => Some(self.to_match(*a)),
+            (None, None) => None,
+        }
+    }
+
+    /// Every match at the current segment, exactly as [`eval::matches`] lists them: per
+    /// subject, in policy order, its first matching filter entry.
+    pub fn all(&self) -> Vec<(crate::model::Action, eval::Match)> {
+        use crate::model::Action;
+        let mut keys: Vec<(EntryKey, Action)> = self
+            .deny
+            .keys()
+            .map(|k| (*k, Action::Deny))
+            .chain(self.permit.keys().map(|k| (*k, Action::Permit)))
+            .collect();
+        keys.sort_unstable_by_key(|x| x.0);
+        keys.dedup_by_key(|x| (x.0.0, x.0.1));
+        keys.into_iter()
+            .map(|(k, a)| (a, self.to_match(k)))
+            .collect()
+    }
 }
 
 /// What decided, without the entry-level detail: segments decided by the same subject (or the
@@ -329,6 +498,61 @@ pub fn nominal(p: &Policy, g: GroupId) -> Vec<GroupId> {
     v.sort_unstable();
     v.dedup();
     v
+}
+
+/// Which of some destination groups a member of a source group (and of nothing else: see
+/// [`nominal`]) may reach at all: those with a contract the source consumes (through the
+/// group, `any` or their tenants' `any`) and the source itself when the intra-group default
+/// applies. Between any other pair no contract applies and no open group is shared, so the
+/// evaluator denies everything (step 4): `query` and `matrix` sweep only these pairs, which
+/// makes them grow with what the policy connects instead of with the square of the groups.
+pub struct Near {
+    providers: Vec<Vec<GroupId>>,
+    /// Per group, its positions in the destination list.
+    positions: Vec<Vec<usize>>,
+    /// Per `any` group, the positions of its tenant's internal groups in the destination list.
+    by_any: Vec<Vec<usize>>,
+}
+
+impl Near {
+    pub fn new(p: &Policy, to: &[GroupId]) -> Near {
+        let (providers, _) = p.contract_users();
+        let mut positions = vec![Vec::new(); p.groups.len()];
+        let mut by_any = vec![Vec::new(); p.groups.len()];
+        for (i, &d) in to.iter().enumerate() {
+            positions[d.index()].push(i);
+            let grp = p.group(d);
+            if grp.kind == GroupKind::Internal {
+                by_any[p.tenant(grp.tenant).any.index()].push(i);
+            }
+        }
+        Near {
+            providers,
+            positions,
+            by_any,
+        }
+    }
+
+    /// Positions (ascending) in the destination list of the groups that a member of `s` only
+    /// may have something allowed to.
+    pub fn of(&self, p: &Policy, s: GroupId) -> Vec<usize> {
+        let mut out: Vec<usize> = Vec::new();
+        for g in nominal(p, s) {
+            for c in &p.group(g).eff_consumes {
+                for h in self.providers.get(c.index()).into_iter().flatten() {
+                    out.extend(&self.positions[h.index()]);
+                    out.extend(&self.by_any[h.index()]);
+                }
+            }
+        }
+        let grp = p.group(s);
+        if grp.kind != GroupKind::Any && !grp.isolated {
+            out.extend(&self.positions[s.index()]);
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
 }
 
 /// Groups a person means by "every group": internal and external groups, not `any`.

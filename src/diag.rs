@@ -247,6 +247,7 @@ codes! {
     EmptyGroup = "W105": "a group with no members: no select, address or endpoint",
     IntraGroupContract = "W106": "a contract a group both provides and consumes that changes nothing between its members",
     TrivialAssertion = "W107": "an assertion that cannot fail whatever the contracts say",
+    LabelClassLimit = "W108": "a tenant whose selectors combine into more label classes than the analysis enumerates",
 }
 
 impl fmt::Display for Code {

@@ -420,21 +420,45 @@ pub fn applicable(
     src: &[GroupId],
     dst: &[GroupId],
 ) -> Vec<(ContractId, GroupId, GroupId)> {
+    // (contract, position of the first consumer in `src`): sorted and deduplicated, so a
+    // group set consuming thousands of contracts costs a sort, not a quadratic scan.
+    let mut consumed: Vec<(ContractId, usize)> = src
+        .iter()
+        .enumerate()
+        .flat_map(|(i, s)| p.group(*s).eff_consumes.iter().map(move |c| (*c, i)))
+        .collect();
+    consumed.sort_unstable();
+    consumed.dedup_by_key(|x| x.0);
     let mut out: Vec<(ContractId, GroupId, GroupId)> = Vec::new();
-    for &s in src {
-        for &c in &p.group(s).eff_consumes {
-            if out.iter().any(|(oc, _, _)| *oc == c) {
-                continue;
-            }
+    if dst.len() <= 4 {
+        for (c, i) in consumed {
             if let Some(&d) = dst
                 .iter()
                 .find(|d| p.group(**d).eff_provides.binary_search(&c).is_ok())
             {
-                out.push((c, s, d));
+                out.push((c, src[i], d));
             }
         }
+        return out;
     }
-    out.sort_unstable_by_key(|x| x.0);
+    let mut provided: Vec<(ContractId, usize)> = dst
+        .iter()
+        .enumerate()
+        .flat_map(|(j, d)| p.group(*d).eff_provides.iter().map(move |c| (*c, j)))
+        .collect();
+    provided.sort_unstable();
+    provided.dedup_by_key(|x| x.0);
+    let mut j = 0;
+    for (c, i) in consumed {
+        while j < provided.len() && provided[j].0 < c {
+            j += 1;
+        }
+        if let Some(&(pc, k)) = provided.get(j)
+            && pc == c
+        {
+            out.push((c, src[i], dst[k]));
+        }
+    }
     out
 }
 
@@ -489,22 +513,41 @@ pub fn decide(p: &Policy, c: &Conn) -> Decision {
 pub fn decide_with(p: &Policy, app: &[(ContractId, GroupId, GroupId)], c: &Conn) -> Decision {
     let (src, dst, flow) = (c.src, c.dst, c.flow);
     if !can_start(flow) {
+        return decide_from(p, src, dst, flow, None, None);
+    }
+    let ms = matches(p, app, flow);
+    let deny = ms.iter().find(|(a, _)| *a == Action::Deny).map(|x| x.1);
+    decide_from(p, src, dst, flow, deny, ms.first().map(|x| x.1))
+}
+
+/// Steps 0-4 given what [`matches`] says about the flow: its first deny match and its first
+/// match of any action (in `matches`' order). For callers that find the matches of many flows
+/// at once (the analysis sweeps every port segment in one pass); `decide_with` is this with
+/// `matches`.
+pub fn decide_from(
+    p: &Policy,
+    src: &[GroupId],
+    dst: &[GroupId],
+    flow: Flow,
+    first_deny: Option<Match>,
+    first: Option<Match>,
+) -> Decision {
+    if !can_start(flow) {
         return Decision {
             verdict: Verdict::Deny,
             reason: Reason::NotNew,
         };
     }
-    let ms = matches(p, app, flow);
-    if let Some((_, m)) = ms.iter().find(|(a, _)| *a == Action::Deny) {
+    if let Some(m) = first_deny {
         return Decision {
             verdict: Verdict::Deny,
-            reason: Reason::Subject(*m),
+            reason: Reason::Subject(m),
         };
     }
-    if let Some((_, m)) = ms.first() {
+    if let Some(m) = first {
         return Decision {
             verdict: Verdict::Allow,
-            reason: Reason::Subject(*m),
+            reason: Reason::Subject(m),
         };
     }
     if let Some(g) = common_open_group(p, src, dst) {

@@ -38,7 +38,10 @@ pub struct Policy {
     pub filters: Vec<Filter>,
     pub endpoints: Vec<Endpoint>,
     pub asserts: Vec<Assertion>,
+    /// Address classes: how nftables sees membership.
     pub classes: classify::Classes,
+    /// Label classes: how Kubernetes sees membership.
+    pub label_classes: classify::LabelClasses,
 }
 
 #[derive(Clone, Debug)]
@@ -193,7 +196,9 @@ pub fn did_you_mean<'c>(word: &str, candidates: &[&'c str]) -> Option<&'c str> {
 
 /// Check a parsed file: resolve, validate, build the graph, prove the assertions.
 pub fn check(file: &crate::syntax::ast::File) -> Checked {
-    build::build(file)
+    let mut checked = build::build(file);
+    checked.policy.label_classes = classify::LabelClasses::build(&checked.policy);
+    checked
 }
 
 impl Policy {

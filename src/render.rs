@@ -293,13 +293,71 @@ impl miette::SourceCode for Excerpt {
 
 /// Render diagnostics for a terminal (or, with `color: false`, for logs and snapshots).
 pub fn terminal(diags: &[Diagnostic], file_name: &str, src: &str, color: bool) -> String {
+    let ix = crate::text::LineIndex::new(src);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    if diags.len() < PARALLEL_FROM || threads < 2 {
+        return render_part(diags, file_name, src, &ix, color, false);
+    }
+    // Many diagnostics: rendered in parts over the cores, joined in order (the same bytes).
+    let chunk = diags.len().div_ceil(threads);
+    let ix = &ix;
+    let parts: Vec<String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = diags
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || render_part(part, file_name, src, ix, color, false)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    parts.concat()
+}
+
+/// The terminal width diagnostics are laid out for.
+const WIDTH: usize = 100;
+
+/// Past this many diagnostics, the rendering is split over the available cores.
+const PARALLEL_FROM: usize = 2_000;
+
+/// Can this text be laid out without wrapping, whatever the word separator? One line of
+/// plain ASCII, no leading, trailing or doubled spaces, and short enough for its indentation
+/// (`room` columns): textwrap then returns it as written after the indentation, which is what
+/// miette's no-wrap layout does, so the cheaper handler gives the same bytes. (Unicode line
+/// breaking is most of the cost of a short diagnostic.)
+fn fits(text: &str, room: usize) -> bool {
+    !text.is_empty()
+        && text.len() <= room
+        && text.bytes().all(|b| (0x20..0x7f).contains(&b))
+        && !text.starts_with(' ')
+        && !text.ends_with(' ')
+        && !text.contains("  ")
+}
+
+fn needs_wrapping(d: &Diagnostic) -> bool {
+    // Message after "  ⚠ " (4 columns), help after "  help: " (8), both in WIDTH - 2, with
+    // a column to spare.
+    !(fits(&d.message, WIDTH - 2 - 4 - 1)
+        && d.help.as_deref().is_none_or(|h| fits(h, WIDTH - 2 - 8 - 1)))
+}
+
+fn render_part(
+    diags: &[Diagnostic],
+    file_name: &str,
+    src: &str,
+    ix: &crate::text::LineIndex,
+    color: bool,
+    always_wrap: bool,
+) -> String {
     let theme = if color {
         GraphicalTheme::unicode()
     } else {
         GraphicalTheme::unicode_nocolor()
     };
-    let handler = GraphicalReportHandler::new_themed(theme).with_width(100);
-    let ix = crate::text::LineIndex::new(src);
+    let wrapping = GraphicalReportHandler::new_themed(theme.clone()).with_width(WIDTH);
+    let plain = GraphicalReportHandler::new_themed(theme)
+        .with_width(WIDTH)
+        .with_wrap_lines(false);
     let mut out = String::new();
     for d in diags {
         // Spans past the end (a truncated or undecodable file) are clamped to the text.
@@ -313,10 +371,15 @@ pub fn terminal(diags: &[Diagnostic], file_name: &str, src: &str, color: bool) -
             })
             .collect();
         let primary = d.labels.iter().position(|l| l.primary);
-        let (excerpt, moved) = Excerpt::new(file_name, src, &ix, &spans, primary);
+        let (excerpt, moved) = Excerpt::new(file_name, src, ix, &spans, primary);
         for (l, s) in d.labels.iter_mut().zip(moved) {
             l.span = s;
         }
+        let handler = if always_wrap || needs_wrapping(&d) {
+            &wrapping
+        } else {
+            &plain
+        };
         let w = WithSource {
             diag: &d,
             src: excerpt,
@@ -401,6 +464,111 @@ pub fn json(diags: &[Diagnostic], file_name: &str, src: &str) -> String {
 mod tests {
     use super::*;
     use crate::diag::{Code, Span};
+
+    /// A small deterministic generator.
+    struct Lcg(u64);
+    impl Lcg {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((self.0 >> 33) % n.max(1) as u64) as usize
+        }
+    }
+
+    const PIECES: [&str; 8] = ["a", "bc", " ", "\u{e9}", "\u{20ac}", "\n", "\r\n", "{"];
+
+    fn text(rng: &mut Lcg) -> String {
+        (0..rng.below(300) + 1)
+            .map(|_| PIECES[rng.below(PIECES.len())])
+            .collect()
+    }
+
+    fn boundary(t: &str, rng: &mut Lcg) -> usize {
+        let mut i = rng.below(t.len() + 1);
+        while !t.is_char_boundary(i) {
+            i -= 1;
+        }
+        i
+    }
+
+    const WORDS: [&str; 12] = [
+        "group",
+        "`t/web`",
+        "intra-group",
+        "a",
+        "has",
+        "no-members:",
+        "(nftables)",
+        "198.18.0.0/15,",
+        "\u{e9}t\u{e9}",
+        "very-long-hyphenated-word-that-might-break",
+        "x",
+        "tenant/any",
+    ];
+
+    fn sentence(rng: &mut Lcg) -> String {
+        let n = rng.below(30) + 1;
+        let mut s: Vec<&str> = (0..n).map(|_| WORDS[rng.below(WORDS.len())]).collect();
+        if rng.below(10) == 0 {
+            s.push(" ");
+        }
+        s.join(if rng.below(15) == 0 { "  " } else { " " })
+    }
+
+    /// The shortcuts change no byte: short messages laid out without wrapping read as the
+    /// wrapping layout gives them, and many diagnostics rendered in parallel parts read as
+    /// one serial rendering; with and without colour.
+    #[test]
+    fn shortcuts_change_nothing() {
+        let mut rng = Lcg(11);
+        let mut all = Vec::new();
+        let mut texts = Vec::new();
+        for _ in 0..400 {
+            let t = text(&mut rng);
+            let mut diags = Vec::new();
+            for _ in 0..rng.below(4) + 1 {
+                let mut d = Diagnostic::warning(Code::EmptyGroup, sentence(&mut rng));
+                for l in 0..rng.below(3) + 1 {
+                    let a = boundary(&t, &mut rng);
+                    let b = boundary(&t, &mut rng);
+                    let sp = Span::new(a.min(b), a.max(b));
+                    d = if l == 0 {
+                        d.primary(sp, "here")
+                    } else {
+                        d.secondary(sp, sentence(&mut rng))
+                    };
+                }
+                if rng.below(4) != 0 {
+                    d = d.help(sentence(&mut rng));
+                }
+                diags.push(d);
+            }
+            let ix = crate::text::LineIndex::new(&t);
+            for color in [false, true] {
+                assert_eq!(
+                    terminal(&diags, "f.gbp", &t, color),
+                    render_part(&diags, "f.gbp", &t, &ix, color, true),
+                    "{t:?}"
+                );
+            }
+            texts.push(t);
+            all.push(diags);
+        }
+        let t = texts.concat();
+        let many: Vec<Diagnostic> = all
+            .into_iter()
+            .flatten()
+            .cycle()
+            .take(PARALLEL_FROM * 2 + 7)
+            .collect();
+        let ix = crate::text::LineIndex::new(&t);
+        assert_eq!(
+            terminal(&many, "f.gbp", &t, false),
+            render_part(&many, "f.gbp", &t, &ix, false, true)
+        );
+    }
 
     /// A long line is shown as a window around the labels, with `…` where it is cut, and the
     /// header still names the primary label's real line and column.

@@ -15,12 +15,15 @@ pub struct Reach {
 }
 
 /// What a member of `from` (and of nothing else) may reach in each of `to` (a member of that
-/// group only). Pairs with nothing allowed are left out.
+/// group only). Pairs with nothing allowed are left out. Only the pairs [`super::Near`] finds
+/// are swept: nothing is allowed between the others.
 pub fn query(p: &Policy, from: &[GroupId], to: &[GroupId]) -> Vec<Reach> {
+    let near = super::Near::new(p, to);
     let mut out = Vec::new();
     for &s in from {
         let src = nominal(p, s);
-        for &d in to {
+        for i in near.of(p, s) {
+            let d = to[i];
             let dst = nominal(p, d);
             let segs = sweep(p, &src, &dst, None);
             let allowed = allowed(p, &segs);
@@ -53,14 +56,19 @@ fn rules(p: &Policy, rules: &[Rule]) -> String {
 
 /// For people: one block per source, one line per destination and protocol.
 pub fn text(p: &Policy, reach: &[Reach], from: &[GroupId]) -> String {
+    let mut by_source: std::collections::HashMap<GroupId, Vec<&Reach>> =
+        std::collections::HashMap::new();
+    for r in reach {
+        by_source.entry(r.from).or_default().push(r);
+    }
     let mut out = String::new();
     for &s in from {
         out.push_str(&format!("from {}:\n", p.group_name(s)));
-        let mine: Vec<&Reach> = reach.iter().filter(|r| r.from == s).collect();
+        let mine: &[&Reach] = by_source.get(&s).map_or(&[], Vec::as_slice);
         if mine.is_empty() {
             out.push_str("  (nothing allowed)\n");
         }
-        for r in mine {
+        for r in mine.iter() {
             out.push_str(&format!("  to {}\n", p.group_name(r.to)));
             let mut all_rules: Vec<Rule> = r.allowed.iter().flat_map(|x| x.2.clone()).collect();
             all_rules.sort_unstable();

@@ -194,10 +194,23 @@ pub fn graph(a: GraphArgs, color: bool, json: bool) -> Outcome {
 
 pub fn matrix(a: MatrixArgs, color: bool, json: bool) -> Outcome {
     let (name, _, checked) = load_ok(&a.file, style(color, json), 1)?;
-    let m = analysis::matrix::matrix(&checked.policy);
-    emit(&match a.format {
-        MatrixFormat::Text => analysis::matrix::text(&m),
-        MatrixFormat::Csv => analysis::matrix::csv(&m),
-        MatrixFormat::Html => analysis::matrix::html(&m, &name),
-    })
+    // Streamed: a row at a time, never the whole matrix in memory.
+    let p = &checked.policy;
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let written = match a.format {
+        MatrixFormat::Text => analysis::matrix::write_text(p, &mut out),
+        MatrixFormat::Csv => analysis::matrix::write_csv(p, &mut out),
+        MatrixFormat::Html => match analysis::matrix::write_html(p, &name, &mut out) {
+            Ok(()) => Ok(()),
+            Err(analysis::matrix::HtmlError::Io(e)) => Err(e),
+            Err(analysis::matrix::HtmlError::TooLarge(msg)) => {
+                return Err(usage(&format!("matrix --format html: {msg}")));
+            }
+        },
+    };
+    written
+        .and_then(|()| out.flush())
+        .map_err(output::stdout_failed)?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -67,15 +67,19 @@ pub fn out(text: &str) -> Result<(), ExitCode> {
 }
 
 pub fn out_bytes(bytes: &[u8]) -> Result<(), ExitCode> {
-    write_stream(Stream::Out, bytes).map_err(|e| {
-        if e.kind() != ErrorKind::BrokenPipe {
-            let _ = write_stream(
-                Stream::Err,
-                format!("error: cannot write to standard output: {e}\n").as_bytes(),
-            );
-        }
-        ExitCode::from(USAGE)
-    })
+    write_stream(Stream::Out, bytes).map_err(stdout_failed)
+}
+
+/// A write to standard output failed (for commands that stream it): the message on standard
+/// error (none for a broken pipe) and exit 2.
+pub fn stdout_failed(e: io::Error) -> ExitCode {
+    if e.kind() != ErrorKind::BrokenPipe {
+        let _ = write_stream(
+            Stream::Err,
+            format!("error: cannot write to standard output: {e}\n").as_bytes(),
+        );
+    }
+    ExitCode::from(USAGE)
 }
 
 /// Write to standard error; if even that fails, the command stops with exit 2 (silently: there
