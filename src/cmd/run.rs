@@ -205,9 +205,7 @@ pub fn run(args: RunArgs, color: bool, json_diags: bool) -> ExitCode {
     let text = match args.format {
         RunFormat::Text => report::text(&input),
         RunFormat::Json => {
-            let mut s = serde_json::to_string_pretty(&report::json(&input)).unwrap_or_default();
-            s.push('\n');
-            s
+            report::json_text(&input)
         }
     };
     let mut out = std::io::stdout().lock();

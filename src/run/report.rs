@@ -438,8 +438,32 @@ pub const CELL_FIELDS: [&str; 12] = [
     "destination_class",
 ];
 
-/// The report as one JSON document.
+/// The report as one JSON document (the text of [`json`], with every probe's row written
+/// directly: there may be millions).
+pub fn json_text(i: &Input) -> String {
+    let (mut v, rows) = json_parts(i);
+    let rows = format!("[{rows}\n    ]");
+    let text = serde_json::to_string_pretty(&v).unwrap_or_default();
+    let mut out = if text.matches(ROWS).count() == 1 {
+        text.replacen(ROWS, &rows, 1)
+    } else {
+        // A name in the policy holds the placeholder: the slow way.
+        v["cells"]["rows"] = serde_json::from_str(&rows).unwrap_or(Value::Null);
+        serde_json::to_string_pretty(&v).unwrap_or_default()
+    };
+    out.push('\n');
+    out
+}
+
+/// The report as one JSON value.
 pub fn json(i: &Input) -> Value {
+    let text = json_text(i);
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+const ROWS: &str = "\"@rows@\"";
+
+fn json_parts(i: &Input) -> (Value, String) {
     let ix = LineIndex::new(i.src);
     let f = i.findings;
     let plan = i.plan;
@@ -473,7 +497,7 @@ pub fn json(i: &Input) -> Value {
     // Every probe, its deciding rule by number.
     let mut rules: Vec<Value> = Vec::new();
     let mut rule_ix: HashMap<Reason, usize> = HashMap::new();
-    let mut rows: Vec<Value> = Vec::with_capacity(plan.probes.len());
+    let mut rows = String::with_capacity(plan.probes.len() * 64);
     for (k, p) in plan.probes.iter().enumerate() {
         let r = *rule_ix.entry(p.reason).or_insert_with(|| {
             let d = crate::eval::Decision {
@@ -485,28 +509,31 @@ pub fn json(i: &Input) -> Value {
         });
         let o = i.outcomes.get(k).copied().unwrap_or(Outcome::Error);
         let (proto, port) = match p.flow.proto {
-            Proto::Other(n) => (format!("ip/{n}"), Value::Null),
-            pr => (pr.name(), json!(p.flow.port)),
+            Proto::Other(n) => (format!("ip/{n}"), "null".to_string()),
+            pr => (pr.name(), p.flow.port.to_string()),
         };
         let covers = match p.covers {
-            Covers::Exact => json!("exact"),
-            Covers::Range(lo, hi) => json!([lo, hi]),
-            Covers::Rest(t) => json!(format!("rest:{}", t.as_str())),
+            Covers::Exact => "\"exact\"".to_string(),
+            Covers::Range(lo, hi) => format!("[{lo}, {hi}]"),
+            Covers::Rest(t) => format!("\"rest:{}\"", t.as_str()),
         };
-        rows.push(json!([
+        let key = |n: u32| {
+            plan.class_key(p.family, n as usize)
+                .map_or_else(|| "null".to_string(), |k| k.to_string())
+        };
+        let _ = write!(
+            rows,
+            "{}\n      [{}, {}, \"{}\", \"{proto}\", {port}, \"{}\", \"{}\", {}, {r}, {covers}, {}, {}]",
+            if k == 0 { "" } else { "," },
             p.src + 1,
             p.dst + 1,
             p.family.as_str().to_ascii_lowercase(),
-            proto,
-            port,
             p.expect.as_str(),
             o.as_str(),
             f.agree.get(k).copied().unwrap_or(false),
-            r,
-            covers,
-            plan.class_key(p.family, p.src as usize),
-            plan.class_key(p.family, p.dst as usize)
-        ]));
+            key(p.src),
+            key(p.dst)
+        );
     }
     let flows: serde_json::Map<String, Value> = [Family::V4, Family::V6]
         .iter()
@@ -558,7 +585,7 @@ pub fn json(i: &Input) -> Value {
         })
         .collect();
     let t = &i.results.timings;
-    json!({
+    let v = json!({
         "file": i.file,
         "enforce": i.enforce,
         "proof": plan.mode.map_or("none", |m| m.as_str()),
@@ -577,7 +604,7 @@ pub fn json(i: &Input) -> Value {
         "legend": LEGEND,
         "flows": flows,
         "tables": tables_json,
-        "cells": {"fields": CELL_FIELDS, "rules": rules, "rows": rows},
+        "cells": {"fields": CELL_FIELDS, "rules": rules, "rows": "@rows@"},
         "misclassified": misclassified,
         "disagreements": dis,
         "assertions": asserts,
@@ -589,5 +616,6 @@ pub fn json(i: &Input) -> Value {
         "timings_ms": {"plan": i.plan_ms, "boot": t.boot_ms, "wire": t.wire_ms,
                        "load": t.load_ms, "classify": t.classify_ms, "probe": t.probe_ms,
                        "total": i.total_ms},
-    })
+    });
+    (v, rows)
 }
