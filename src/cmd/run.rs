@@ -66,6 +66,9 @@ pub struct RunArgs {
     /// Internal: the run a process belongs to (in every command line of a run).
     #[arg(long = "run-id", hide = true, value_name = "ID")]
     run_id: Option<String>,
+    /// Internal: the endpoint an agent stands for (in its command line, for people).
+    #[arg(long = "endpoint", hide = true, value_name = "NAME")]
+    endpoint: Option<String>,
 }
 
 fn cannot_run(what: &str, message: &str) -> ExitCode {
@@ -204,9 +207,7 @@ pub fn run(args: RunArgs, color: bool, json_diags: bool) -> ExitCode {
     };
     let text = match args.format {
         RunFormat::Text => report::text(&input),
-        RunFormat::Json => {
-            report::json_text(&input)
-        }
+        RunFormat::Json => report::json_text(&input),
     };
     let mut out = std::io::stdout().lock();
     if out

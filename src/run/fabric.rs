@@ -176,6 +176,8 @@ fn run(job: &Job, wire: &[WireProbe]) -> Result<Results, Failure> {
             "endpoint",
             super::RUN_ID_FLAG,
             &job.run_id,
+            "--endpoint",
+            &n.name,
         ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -229,6 +231,11 @@ fn run(job: &Job, wire: &[WireProbe]) -> Result<Results, Failure> {
         }
     }
     let boot_ms = t0.elapsed().as_millis() as u64;
+    let watch = Watch {
+        pids: boxes.iter().map(|c| c.child.id() as i32).collect(),
+        names: job.nodes.iter().map(|n| n.name.clone()).collect(),
+        dead: std::sync::Mutex::new(Vec::new()),
+    };
 
     // Wiring.
     let t1 = Instant::now();
@@ -240,6 +247,7 @@ fn run(job: &Job, wire: &[WireProbe]) -> Result<Results, Failure> {
         .map_err(|e| fail("internal", e.to_string()))?;
     // Before any rule: the fabric must reach every endpoint.
     check_wiring(&job.nodes)?;
+    watch.check()?;
     let wire_ms = t1.elapsed().as_millis() as u64;
 
     // Rules: checked first, then loaded where they are enforced.
@@ -272,6 +280,7 @@ fn run(job: &Job, wire: &[WireProbe]) -> Result<Results, Failure> {
         }
     }
     let load_ms = t2.elapsed().as_millis() as u64;
+    watch.check()?;
 
     // Classification: the kernel's own lookup of every endpoint address in the class maps.
     let t3 = Instant::now();
@@ -307,22 +316,56 @@ fn run(job: &Job, wire: &[WireProbe]) -> Result<Results, Failure> {
     let socks = probe::open(&nets, &home, &ends, &protos)
         .map_err(|e| fail("probe", format!("cannot open the probe sockets: {e}")))?;
     let timeout = Duration::from_millis(u64::from(job.timeout_ms.clamp(50, 10_000)));
+    let dports: Vec<u16> = wire
+        .iter()
+        .filter(|w| matches!(w.proto, 6 | 17 | 132))
+        .map(|w| w.port)
+        .collect();
+    let sports = probe::source_ports(&dports);
+    let alive = || watch.alive();
     let pass = Pass {
         socks: &socks,
         ends: &ends,
         probes: &probes,
         grace: timeout,
         threads: threads(),
+        watch: &alive,
+        sports: &sports,
+    };
+    // Conntrack keys a connection of a protocol without ports by its two addresses alone, so
+    // a probe from b to a after an allowed one from a to b would pass as its reply: those go
+    // in a second wave, after conntrack forgets the first.
+    let waves = |list: &[u32]| -> [Vec<u32>; 2] {
+        let mut w: [Vec<u32>; 2] = Default::default();
+        for &k in list {
+            let p = &wire[k as usize];
+            let portless = !matches!(p.proto, 1 | 6 | 17 | 58 | 132);
+            w[usize::from(portless && p.src > p.dst)].push(k);
+        }
+        w
     };
     let carried: Vec<u32> = (0..wire.len() as u32)
         .filter(|&k| wire[k as usize].carried)
         .collect();
     let mut outcomes = vec![Outcome::Unsupported; wire.len()];
-    let found = pass
-        .run(&carried, 0, &mut |d, t| progress("probe", d, t))
-        .map_err(|e| fail("probe", e.to_string()))?;
-    for (&k, o) in carried.iter().zip(&found.outcomes) {
-        outcomes[k as usize] = *o;
+    let mut overflowed = vec![false; job.nodes.len()];
+    for (w, list) in waves(&carried).iter().enumerate() {
+        if list.is_empty() {
+            continue;
+        }
+        if w > 0 {
+            forget_connections(job, &nets, &home)?;
+        }
+        let found = pass
+            .run(list, 0, &mut |d, t| progress("probe", d, t))
+            .map_err(|e| fail("probe", e.to_string()))?;
+        watch.check()?;
+        for (&k, o) in list.iter().zip(&found.outcomes) {
+            outcomes[k as usize] = *o;
+        }
+        for (o, f) in overflowed.iter_mut().zip(found.overflowed) {
+            *o |= f;
+        }
     }
     // A silence where the evaluator allows (or where a receiving socket lost packets) gets
     // one more, slower try: a lost packet must not pass for a drop.
@@ -331,7 +374,7 @@ fn run(job: &Job, wire: &[WireProbe]) -> Result<Results, Failure> {
         .copied()
         .filter(|&k| {
             let (w, o) = (&wire[k as usize], outcomes[k as usize]);
-            let doubt = found.overflowed[w.dst as usize] || found.overflowed[w.src as usize];
+            let doubt = overflowed[w.dst as usize] || overflowed[w.src as usize];
             (w.retry && o != Outcome::Open)
                 || (doubt && matches!(o, Outcome::Timeout | Outcome::NoAnswer))
         })
@@ -341,32 +384,24 @@ fn run(job: &Job, wire: &[WireProbe]) -> Result<Results, Failure> {
             grace: timeout.max(Duration::from_millis(1000)),
             ..pass
         };
-        let got = slow
-            .run(&again, 1, &mut |_, _| {})
-            .map_err(|e| fail("probe", e.to_string()))?;
-        for (&k, o) in again.iter().zip(got.outcomes) {
-            outcomes[k as usize] = o;
+        for list in waves(&again) {
+            if list.is_empty() {
+                continue;
+            }
+            forget_connections(job, &nets, &home)?;
+            let got = slow
+                .run(&list, 1, &mut |_, _| {})
+                .map_err(|e| fail("probe", e.to_string()))?;
+            watch.check()?;
+            for (&k, o) in list.iter().zip(got.outcomes) {
+                outcomes[k as usize] = o;
+            }
         }
     }
     let probe_ms = t4.elapsed().as_millis() as u64;
 
     // An endpoint whose agent died is not the container the run vouches for.
-    let mut dead = Vec::new();
-    for (c, n) in boxes.iter_mut().zip(&job.nodes) {
-        if let Ok(Some(status)) = c.child.try_wait() {
-            dead.push(format!("`{}` ({status})", n.name));
-        }
-    }
-    if !dead.is_empty() {
-        return Err(fail(
-            "endpoint",
-            format!(
-                "the agent of endpoint {} died during the run; its results prove nothing, \
-                 so none are reported",
-                dead.join(", ")
-            ),
-        ));
-    }
+    watch.check()?;
 
     let mut notes = Vec::new();
     let counters = match job.enforce {
@@ -381,6 +416,7 @@ fn run(job: &Job, wire: &[WireProbe]) -> Result<Results, Failure> {
     };
     // The agents end when their standard input closes; PID 1 of this namespace ending kills
     // whatever is left.
+    drop(watch);
     for mut c in boxes {
         drop(c._stdin);
         let _ = c.child.kill();
@@ -401,6 +437,79 @@ fn run(job: &Job, wire: &[WireProbe]) -> Result<Results, Failure> {
         classes,
         class_mismatches,
     })
+}
+
+/// The endpoints' agents, watched: an agent that ends before the run does takes its
+/// endpoint's results with it (exit 2, naming the endpoint).
+struct Watch {
+    pids: Vec<i32>,
+    names: Vec<String>,
+    /// (endpoint, how it ended), as `waitpid` reaped them.
+    dead: std::sync::Mutex<Vec<(usize, String)>>,
+}
+
+impl Watch {
+    /// Whether every agent is still running.
+    fn alive(&self) -> bool {
+        use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+        let Ok(mut dead) = self.dead.lock() else {
+            return false;
+        };
+        for (i, &pid) in self.pids.iter().enumerate() {
+            if dead.iter().any(|(d, _)| *d == i) {
+                continue;
+            }
+            let how = match waitpid(nix::unistd::Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(_, code)) => format!("exited with status {code}"),
+                Ok(WaitStatus::Signaled(_, sig, _)) => format!("killed by {sig}"),
+                _ => continue,
+            };
+            dead.push((i, how));
+        }
+        dead.is_empty()
+    }
+
+    /// An error naming every endpoint whose agent died.
+    fn check(&self) -> Result<(), Failure> {
+        if self.alive() {
+            return Ok(());
+        }
+        let dead = self.dead.lock().map(|d| d.clone()).unwrap_or_default();
+        let list: Vec<String> = dead
+            .iter()
+            .map(|(i, how)| format!("`{}` ({how})", self.names[*i]))
+            .collect();
+        Err(fail(
+            "endpoint",
+            format!(
+                "the agent of endpoint {} died during the run: its namespace is no longer the \
+                 container the run set up, so the run reports no results",
+                list.join(", ")
+            ),
+        ))
+    }
+}
+
+/// Make conntrack forget every connection where the rules are (the fabric, or every
+/// endpoint).
+fn forget_connections(job: &Job, nets: &[File], home: &File) -> Result<(), Failure> {
+    let flush = || {
+        NfNetlink::open()
+            .and_then(|mut nf| nf.flush_conntrack())
+            .map_err(|e| fail("probe", format!("cannot flush conntrack: {e}")))
+    };
+    match job.enforce {
+        Enforce::Fabric => flush(),
+        Enforce::Endpoint => {
+            for net in nets {
+                sys::enter_net(net).map_err(|e| fail("namespaces", e.to_string()))?;
+                let r = flush();
+                sys::enter_net(home).map_err(|e| fail("namespaces", e.to_string()))?;
+                r?;
+            }
+            Ok(())
+        }
+    }
 }
 
 /// Worker threads: one per core.

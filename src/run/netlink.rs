@@ -426,6 +426,44 @@ impl NfNetlink {
     }
 }
 
+const NFNL_SUBSYS_CTNETLINK: u16 = 1;
+const IPCTNL_MSG_CT_DELETE: u16 = 2;
+
+impl NfNetlink {
+    /// Forget every connection conntrack tracks in this namespace (`conntrack -F`).
+    pub fn flush_conntrack(&mut self) -> io::Result<()> {
+        let mut req = Vec::new();
+        push_message(
+            &mut req,
+            NFNL_SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_DELETE,
+            NLM_F_REQUEST | NLM_F_ACK,
+            1,
+            &[0, 0, 0, 0],
+        );
+        sendto(
+            self.fd.as_raw_fd(),
+            &req,
+            &NetlinkAddr::new(0, 0),
+            MsgFlags::empty(),
+        )?;
+        loop {
+            let n = recv(self.fd.as_raw_fd(), &mut self.buf, MsgFlags::empty())?;
+            for (ty, _, payload) in messages(&self.buf[..n]) {
+                if ty == NLMSG_ERROR {
+                    let err = payload
+                        .get(..4)
+                        .map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+                    return if err == 0 || err == -(nix::libc::ENOENT) {
+                        Ok(())
+                    } else {
+                        Err(io::Error::from_raw_os_error(-err))
+                    };
+                }
+            }
+        }
+    }
+}
+
 /// The 32-bit value of the first element of a NEWSETELEM payload (after its nfgenmsg).
 fn element_value(payload: &[u8]) -> Option<u32> {
     let (_, elements) = attrs(payload).find(|(t, _)| *t == NFTA_SET_ELEM_LIST_ELEMENTS)?;

@@ -21,15 +21,12 @@ pub const SCTP: u8 = 132;
 pub const ICMP: u8 = 1;
 pub const ICMPV6: u8 = 58;
 
-/// The source port of a probe: different for each attempt, so that a second attempt is a new
-/// connection to conntrack.
-pub fn source_port(id: u32, attempt: u8) -> u16 {
-    1024 + ((u64::from(id) * 4 + u64::from(attempt)) % 64_000) as u16
-}
-
-/// The ICMP identifier of a probe (conntrack's connection key for ICMP).
-fn icmp_ident(id: u32, attempt: u8) -> u16 {
-    (id as u16) ^ (u16::from(attempt) << 15)
+/// The ICMP identifier of a probe (part of conntrack's key for ICMP): different for each
+/// attempt, and with the top bit set for every type that is not a request, so that a probe of
+/// a reply type can never be taken for the reply of an earlier request probe.
+fn icmp_ident(id: u32, attempt: u8, ty: u8) -> u16 {
+    let request = matches!(ty, 8 | 13 | 15 | 17 | 128 | 139);
+    (id as u16 & 0x3fff) | u16::from(attempt & 1) << 14 | u16::from(!request) << 15
 }
 
 /// The checksum of RFC 1071 over `data`, starting from `sum`.
@@ -66,10 +63,10 @@ fn pseudo(src: IpAddr, dst: IpAddr, proto: u8, len: usize) -> u32 {
     sum + u32::from(proto) + len as u32
 }
 
-fn ip_bytes(a: IpAddr) -> Vec<u8> {
+fn ip_bytes(a: IpAddr) -> [u8; 16] {
     match a {
-        IpAddr::V4(a) => a.to_ipv6_mapped().octets().to_vec(),
-        IpAddr::V6(a) => a.octets().to_vec(),
+        IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
+        IpAddr::V6(a) => a.octets(),
     }
 }
 
@@ -103,110 +100,118 @@ pub fn crc32c(data: &[u8]) -> u32 {
 }
 
 /// Append the probe packet (IP header included) for probe `id`: protocol `proto` (an IP
-/// protocol number) to port or ICMP type `port` from `src` to `dst` (one family).
+/// protocol number) to port or ICMP type `port` from `src` to `dst` (one family), from source
+/// port `sport` (TCP, UDP, SCTP).
+#[allow(clippy::too_many_arguments)]
 pub fn build(
     out: &mut Vec<u8>,
     src: IpAddr,
     dst: IpAddr,
     proto: u8,
     port: u16,
+    sport: u16,
     id: u32,
     attempt: u8,
 ) {
-    let mut l4: Vec<u8> = Vec::with_capacity(40);
-    let sport = source_port(id, attempt);
+    // The IP header first (its length fields are filled in once the rest is written), then
+    // the transport header and payload, then the checksum over them.
+    let start = out.len();
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            // Version 4, 20 bytes; the kernel fills in the identification and the checksum.
+            out.extend_from_slice(&[0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, proto, 0, 0]);
+            out.extend_from_slice(&s.octets());
+            out.extend_from_slice(&d.octets());
+        }
+        (s, d) => {
+            // Neighbour discovery as it is sent on a link: hop limit 255.
+            let nd = proto == ICMPV6 && (133..=137).contains(&port);
+            let hops = if nd { 255 } else { 64 };
+            out.extend_from_slice(&[0x60, 0, 0, 0, 0, 0, proto, hops]);
+            out.extend_from_slice(&ip_bytes(s));
+            out.extend_from_slice(&ip_bytes(d));
+        }
+    }
+    let at = out.len();
     match proto {
         TCP => {
-            l4.extend_from_slice(&sport.to_be_bytes());
-            l4.extend_from_slice(&port.to_be_bytes());
-            l4.extend_from_slice(&id.to_be_bytes()); // sequence number
-            l4.extend_from_slice(&0u32.to_be_bytes()); // acknowledgement
-            l4.extend_from_slice(&[5 << 4, 0x02]); // 20-byte header, SYN
-            l4.extend_from_slice(&64_240u16.to_be_bytes()); // window
-            l4.extend_from_slice(&[0, 0, 0, 0]); // checksum, urgent pointer
+            out.extend_from_slice(&sport.to_be_bytes());
+            out.extend_from_slice(&port.to_be_bytes());
+            out.extend_from_slice(&id.to_be_bytes()); // sequence number
+            out.extend_from_slice(&0u32.to_be_bytes()); // acknowledgement
+            out.extend_from_slice(&[5 << 4, 0x02]); // 20-byte header, SYN
+            out.extend_from_slice(&64_240u16.to_be_bytes()); // window
+            out.extend_from_slice(&[0, 0, 0, 0]); // checksum, urgent pointer
         }
         UDP => {
-            l4.extend_from_slice(&sport.to_be_bytes());
-            l4.extend_from_slice(&port.to_be_bytes());
-            l4.extend_from_slice(&16u16.to_be_bytes());
-            l4.extend_from_slice(&[0, 0]);
-            l4.extend_from_slice(&MAGIC);
-            l4.extend_from_slice(&id.to_be_bytes());
+            out.extend_from_slice(&sport.to_be_bytes());
+            out.extend_from_slice(&port.to_be_bytes());
+            out.extend_from_slice(&16u16.to_be_bytes());
+            out.extend_from_slice(&[0, 0]);
+            out.extend_from_slice(&MAGIC);
+            out.extend_from_slice(&id.to_be_bytes());
         }
         SCTP => {
-            l4.extend_from_slice(&sport.to_be_bytes());
-            l4.extend_from_slice(&port.to_be_bytes());
-            l4.extend_from_slice(&[0; 8]); // verification tag 0 (an INIT), checksum
-            l4.extend_from_slice(&[1, 0]); // INIT, no flags
-            l4.extend_from_slice(&20u16.to_be_bytes());
-            l4.extend_from_slice(&MAGIC); // initiate tag (not 0)
-            l4.extend_from_slice(&65_535u32.to_be_bytes()); // receiver window
-            l4.extend_from_slice(&1u16.to_be_bytes()); // outbound streams
-            l4.extend_from_slice(&1u16.to_be_bytes()); // inbound streams
-            l4.extend_from_slice(&id.to_be_bytes()); // initial TSN
+            out.extend_from_slice(&sport.to_be_bytes());
+            out.extend_from_slice(&port.to_be_bytes());
+            out.extend_from_slice(&[0; 8]); // verification tag 0 (an INIT), checksum
+            out.extend_from_slice(&[1, 0]); // INIT, no flags
+            out.extend_from_slice(&20u16.to_be_bytes());
+            out.extend_from_slice(&MAGIC); // initiate tag (not 0)
+            out.extend_from_slice(&65_535u32.to_be_bytes()); // receiver window
+            out.extend_from_slice(&1u16.to_be_bytes()); // outbound streams
+            out.extend_from_slice(&1u16.to_be_bytes()); // inbound streams
+            out.extend_from_slice(&id.to_be_bytes()); // initial TSN
         }
         ICMP | ICMPV6 => {
             // type, code 0, checksum, identifier and sequence, then the mark and the number:
             // 20 bytes, the size of a timestamp request.
-            l4.extend_from_slice(&[port as u8, 0, 0, 0]);
-            l4.extend_from_slice(&icmp_ident(id, attempt).to_be_bytes());
-            l4.extend_from_slice(&((id >> 16) as u16).to_be_bytes());
-            l4.extend_from_slice(&MAGIC);
-            l4.extend_from_slice(&id.to_be_bytes());
-            l4.extend_from_slice(&[0; 4]);
+            out.extend_from_slice(&[port as u8, 0, 0, 0]);
+            out.extend_from_slice(&icmp_ident(id, attempt, port as u8).to_be_bytes());
+            out.extend_from_slice(&((id >> 16) as u16).to_be_bytes());
+            out.extend_from_slice(&MAGIC);
+            out.extend_from_slice(&id.to_be_bytes());
+            out.extend_from_slice(&[0; 4]);
         }
         _ => {
-            l4.extend_from_slice(&MAGIC);
-            l4.extend_from_slice(&id.to_be_bytes());
-            l4.extend_from_slice(&[0; 8]);
+            out.extend_from_slice(&MAGIC);
+            out.extend_from_slice(&id.to_be_bytes());
+            out.extend_from_slice(&[0; 8]);
         }
     }
-    let len = l4.len();
+    let len = out.len() - at;
+    if src.is_ipv4() {
+        out[start + 2..start + 4].copy_from_slice(&((20 + len) as u16).to_be_bytes());
+    } else {
+        out[start + 4..start + 6].copy_from_slice(&(len as u16).to_be_bytes());
+    }
+    let l4 = &mut out[at..];
     match proto {
         TCP => {
-            let c = finish(fold(pseudo(src, dst, TCP, len), &l4));
+            let c = finish(fold(pseudo(src, dst, TCP, len), l4));
             l4[16..18].copy_from_slice(&c.to_be_bytes());
         }
         UDP => {
-            let c = match finish(fold(pseudo(src, dst, UDP, len), &l4)) {
+            let c = match finish(fold(pseudo(src, dst, UDP, len), l4)) {
                 0 => 0xffff,
                 c => c,
             };
             l4[6..8].copy_from_slice(&c.to_be_bytes());
         }
         SCTP => {
-            let c = crc32c(&l4);
+            let c = crc32c(l4);
             l4[8..12].copy_from_slice(&c.to_le_bytes());
         }
         ICMP => {
-            let c = finish(fold(0, &l4));
+            let c = finish(fold(0, l4));
             l4[2..4].copy_from_slice(&c.to_be_bytes());
         }
         ICMPV6 => {
-            let c = finish(fold(pseudo(src, dst, ICMPV6, len), &l4));
+            let c = finish(fold(pseudo(src, dst, ICMPV6, len), l4));
             l4[2..4].copy_from_slice(&c.to_be_bytes());
         }
         _ => {}
     }
-    match (src, dst) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => {
-            let total = (20 + len) as u16;
-            // Version 4, 20 bytes; the kernel fills in the identification and the checksum.
-            out.extend_from_slice(&[0x45, 0]);
-            out.extend_from_slice(&total.to_be_bytes());
-            out.extend_from_slice(&[0, 0, 0x40, 0, 64, proto, 0, 0]);
-            out.extend_from_slice(&s.octets());
-            out.extend_from_slice(&d.octets());
-        }
-        (s, d) => {
-            out.extend_from_slice(&[0x60, 0, 0, 0]);
-            out.extend_from_slice(&(len as u16).to_be_bytes());
-            out.extend_from_slice(&[proto, 64]);
-            out.extend_from_slice(&ip_bytes(s));
-            out.extend_from_slice(&ip_bytes(d));
-        }
-    }
-    out.extend_from_slice(&l4);
 }
 
 /// A probe packet, or the answer to one, as a raw socket saw it.
@@ -356,7 +361,9 @@ mod tests {
                 z[8..12].copy_from_slice(&[0; 4]);
                 crc32c(&z).to_le_bytes() == l4[8..12]
             }
-            _ => finish(fold(pseudo(src, dst, proto, l4.len()), l4)) == 0,
+            TCP | UDP | ICMPV6 => finish(fold(pseudo(src, dst, proto, l4.len()), l4)) == 0,
+            // Other protocols carry no checksum of gbpc's.
+            _ => true,
         }
     }
 
@@ -386,7 +393,7 @@ mod tests {
             ] {
                 for id in [0u32, 1, 0x1234_5678, u32::MAX] {
                     let mut buf = Vec::new();
-                    build(&mut buf, src, dst, proto, port, id, 1);
+                    build(&mut buf, src, dst, proto, port, 40_001, id, 1);
                     let hlen = if v6 { 40 } else { 20 };
                     assert!(
                         valid_checksum(src, dst, proto, &buf[hlen..]),
@@ -432,6 +439,7 @@ mod tests {
             [198, 18, 0, 2].into(),
             UDP,
             53,
+            40_001,
             77,
             0,
         );

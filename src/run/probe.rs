@@ -182,6 +182,23 @@ pub struct Pass<'a> {
     pub grace: Duration,
     /// Worker threads (one per core).
     pub threads: usize,
+    /// Asked now and then (every 100 ms) whether the run may go on; `false` stops the pass.
+    pub watch: &'a (dyn Fn() -> bool + Sync),
+    /// Source ports to use (TCP, UDP, SCTP): none of them is a destination port of a probe, so
+    /// that no probe can be taken for the reply of an earlier one in the other direction.
+    pub sports: &'a [u16],
+}
+
+/// Source ports that are no probe's destination port: every port from 1024 up but those.
+pub fn source_ports(dports: &[u16]) -> Vec<u16> {
+    let mut used = vec![false; 65_536];
+    for &d in dports {
+        used[usize::from(d)] = true;
+    }
+    let ports: Vec<u16> = (1024..=u16::MAX)
+        .filter(|&p| !used[usize::from(p)])
+        .collect();
+    if ports.is_empty() { vec![1024] } else { ports }
 }
 
 /// What a pass found: an outcome per probe of `which`, and whether a receiving socket lost
@@ -206,6 +223,7 @@ impl Pass<'_> {
         let overflowed: Vec<AtomicBool> = (0..n).map(|_| AtomicBool::new(false)).collect();
         let sent = AtomicUsize::new(0);
         let barrier = Barrier::new(threads);
+        let stop = AtomicBool::new(false);
         // Probes the destination cannot be seen receiving are not sent.
         for &k in which {
             let p = &self.probes[k as usize];
@@ -215,46 +233,42 @@ impl Pass<'_> {
             }
         }
         let total = which.len();
-        let result: io::Result<()> = std::thread::scope(|scope| {
-            let mut handles = Vec::new();
-            for t in 1..threads {
-                let (state, overflowed, sent, barrier) = (&state, &overflowed, &sent, &barrier);
-                handles.push(scope.spawn(move || {
-                    self.worker(
-                        t,
-                        threads,
-                        which,
-                        attempt,
-                        state,
-                        overflowed,
-                        sent,
-                        barrier,
-                        &mut |_| {},
-                    )
-                }));
-            }
-            let mine = self.worker(
-                0,
-                threads,
-                which,
-                attempt,
-                &state,
-                &overflowed,
-                &sent,
-                &barrier,
-                &mut |d| progress(d, total),
-            );
-            let mut first = mine;
-            for h in handles {
-                let r = h
-                    .join()
-                    .unwrap_or_else(|_| Err(io::Error::other("a probe thread panicked")));
-                if first.is_ok() {
-                    first = r;
+        let result: io::Result<()> =
+            std::thread::scope(|scope| {
+                let mut handles = Vec::new();
+                for t in 1..threads {
+                    let shared = Shared {
+                        state: &state,
+                        overflowed: &overflowed,
+                        sent: &sent,
+                        barrier: &barrier,
+                        stop: &stop,
+                    };
+                    handles.push(scope.spawn(move || {
+                        self.worker(t, threads, which, attempt, shared, &mut |_| {})
+                    }));
                 }
-            }
-            first
-        });
+                let shared = Shared {
+                    state: &state,
+                    overflowed: &overflowed,
+                    sent: &sent,
+                    barrier: &barrier,
+                    stop: &stop,
+                };
+                let mine = self.worker(0, threads, which, attempt, shared, &mut |d| {
+                    progress(d, total)
+                });
+                let mut first = mine;
+                for h in handles {
+                    let r = h
+                        .join()
+                        .unwrap_or_else(|_| Err(io::Error::other("a probe thread panicked")));
+                    if first.is_ok() {
+                        first = r;
+                    }
+                }
+                first
+            });
         result?;
         progress(total, total);
         Ok(Found {
@@ -274,19 +288,33 @@ impl Pass<'_> {
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn worker(
         &self,
         t: usize,
         threads: usize,
         which: &[u32],
         attempt: u8,
-        state: &[AtomicU8],
-        overflowed: &[AtomicBool],
-        sent: &AtomicUsize,
-        barrier: &Barrier,
+        shared: Shared,
         progress: &mut dyn FnMut(usize),
     ) -> io::Result<()> {
+        let Shared {
+            state,
+            overflowed,
+            sent,
+            barrier,
+            stop,
+        } = shared;
+        let mut watched = Instant::now();
+        // The first thread asks the watch now and then; every thread stops when it says so.
+        let mut go_on = || {
+            if t == 0 && watched.elapsed() >= Duration::from_millis(100) {
+                watched = Instant::now();
+                if !(self.watch)() {
+                    stop.store(true, Ordering::Relaxed);
+                }
+            }
+            !stop.load(Ordering::Relaxed)
+        };
         // The receiving sockets of this thread's endpoints.
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
         let mine: Vec<&Receiver> = self
@@ -312,7 +340,7 @@ impl Pass<'_> {
         let mut i = 0usize;
         let mut since_report = 0usize;
         let mut failure: Option<io::Error> = None;
-        while i < todo.len() {
+        while i < todo.len() && go_on() {
             let first = self.probes[todo[i] as usize];
             let mut j = i;
             tx.clear();
@@ -330,7 +358,13 @@ impl Pass<'_> {
                     j += 1;
                     continue;
                 };
-                tx.push(k, s, d, &p, attempt);
+                let n = self.sports.len().max(1) as u64;
+                let sport = self
+                    .sports
+                    .get(((u64::from(k) * 2 + u64::from(attempt)) % n) as usize)
+                    .copied()
+                    .unwrap_or(1024);
+                tx.push(k, s, d, &p, sport, attempt);
                 j += 1;
             }
             let sock = self.socks.send[first.src as usize][usize::from(first.v6)].as_ref();
@@ -367,13 +401,13 @@ impl Pass<'_> {
         let deadline = Instant::now() + self.grace;
         loop {
             let now = Instant::now();
-            if now >= deadline || failure.is_some() {
+            if now >= deadline || failure.is_some() || !go_on() {
                 break;
             }
             let ms = deadline
                 .saturating_duration_since(now)
                 .as_millis()
-                .clamp(1, 10_000) as u16;
+                .clamp(1, 100) as u16;
             if let Err(e) = self.drain(&epoll, &mine, &mut rx, state, overflowed, ms) {
                 failure = Some(e);
             }
@@ -459,6 +493,16 @@ impl Pass<'_> {
     }
 }
 
+/// What the workers of a pass share.
+#[derive(Clone, Copy)]
+struct Shared<'s> {
+    state: &'s [AtomicU8],
+    overflowed: &'s [AtomicBool],
+    sent: &'s AtomicUsize,
+    barrier: &'s Barrier,
+    stop: &'s AtomicBool,
+}
+
 /// Packets per `sendmmsg`.
 const BATCH: usize = 64;
 /// Packets per `recvmmsg`.
@@ -492,9 +536,9 @@ impl Tx {
         self.ids.clear();
     }
 
-    fn push(&mut self, id: u32, src: IpAddr, dst: IpAddr, p: &Probe, attempt: u8) {
+    fn push(&mut self, id: u32, src: IpAddr, dst: IpAddr, p: &Probe, sport: u16, attempt: u8) {
         let at = self.buf.len();
-        packet::build(&mut self.buf, src, dst, p.proto, p.port, id, attempt);
+        packet::build(&mut self.buf, src, dst, p.proto, p.port, sport, id, attempt);
         self.spans.push((at, self.buf.len()));
         self.addrs
             .push(Some(SockaddrStorage::from(SocketAddr::new(dst, 0))));
