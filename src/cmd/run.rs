@@ -56,8 +56,9 @@ pub struct RunArgs {
     /// Probe at most N flows: an even sample of the plan (assertions always probed).
     #[arg(long, value_name = "N")]
     max_probes: Option<usize>,
-    /// Testing the run itself: remove one permit element of this contract (`tenant/contract`)
-    /// from the script before loading it.
+    /// Testing the run itself: remove one permit element of this contract from the script
+    /// before loading it: `tenant/contract`, `tenant/contract@SPACE` (l4, icmp, icmp6, proto)
+    /// or `tenant/contract@SPACE:N` (the element whose range holds port, type or protocol N).
     #[arg(long, hide = true, value_name = "CONTRACT")]
     drop_permit: Option<String>,
     /// Internal: be one of the run's own processes.

@@ -4,8 +4,22 @@
 
 /// Remove the first `accept` element of the verdict maps whose counter element names
 /// `contract` (`tenant/contract`, or `tenant/contract@space` for the first of one key space:
-/// `l4`, `icmp`, `icmp6` or `proto`). Returns the new script and the removed element.
+/// `l4`, `icmp`, `icmp6` or `proto`, or `tenant/contract@space:N` for the first whose port,
+/// type or protocol range holds N). Returns the new script and the removed element.
 pub fn drop_permit(script: &str, spec: &str) -> Result<(String, String), String> {
+    let (spec, value) = match spec.split_once(':') {
+        Some((s, v)) => match v.parse::<u32>() {
+            Ok(v) => (s, Some(v)),
+            Err(_) => return Err(format!("`{v}` is not a number")),
+        },
+        None => (spec, None),
+    };
+    let holds = |key: &str| -> bool {
+        let Some(v) = value else { return true };
+        let last = key.rsplit(" . ").next().unwrap_or("").trim();
+        let (lo, hi) = last.split_once('-').unwrap_or((last, last));
+        matches!((lo.parse::<u32>(), hi.parse::<u32>()), (Ok(lo), Ok(hi)) if lo <= v && v <= hi)
+    };
     let (contract, space) = match spec.rsplit_once('@') {
         Some((c, s)) => {
             if !["l4", "icmp", "icmp6", "proto"].contains(&s) {
@@ -47,8 +61,9 @@ pub fn drop_permit(script: &str, spec: &str) -> Result<(String, String), String>
         };
         let t = l.trim().trim_end_matches(',');
         space.is_none_or(|s| s == sp)
-            && t.strip_suffix(": accept")
-                .is_some_and(|k| keys.iter().any(|(ks, x)| *ks == sp && x == k.trim()))
+            && t.strip_suffix(": accept").is_some_and(|k| {
+                holds(k.trim()) && keys.iter().any(|(ks, x)| *ks == sp && x == k.trim())
+            })
     });
     let Some(at) = target else {
         return Err(format!(

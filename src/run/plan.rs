@@ -639,7 +639,26 @@ pub fn plan(p: &Policy, o: &Options) -> Result<Plan, PlanError> {
         }
         out.cells = Cells::Classes { keys, pairs };
     }
-    // Every assertion between booted endpoints gets its own probe.
+    // Every assertion between booted endpoints gets its own probe (or the plan's probe of
+    // exactly that flow between exactly those two, if it has one).
+    let mut asserted: BTreeSet<(u32, u32)> = BTreeSet::new();
+    for a in &p.asserts {
+        if let (Some((s, _)), Some((d, _))) = (
+            party_node(&out.nodes, &a.from),
+            party_node(&out.nodes, &a.to),
+        ) {
+            asserted.insert((s as u32, d as u32));
+        }
+    }
+    let mut same: HashMap<(u8, u32, u32, Flow), u32> = HashMap::new();
+    if !o.exhaustive {
+        for (k, pr) in probes.iter().enumerate() {
+            if asserted.contains(&(pr.src, pr.dst)) {
+                same.entry((fam_index(pr.family) as u8, pr.src, pr.dst, pr.flow))
+                    .or_insert(k as u32);
+            }
+        }
+    }
     for a in &p.asserts {
         let (Some((s, sf)), Some((d, df))) = (
             party_node(&out.nodes, &a.from),
@@ -663,8 +682,9 @@ pub fn plan(p: &Policy, o: &Options) -> Result<Plan, PlanError> {
             if out.exact.contains_key(&key) {
                 continue;
             }
-            if let Some(k) = out.plan_cell(family, s, d, a.flow)
-                && probes[k as usize].covers == Covers::Exact
+            if let Some(k) = out
+                .plan_cell(family, s, d, a.flow)
+                .or(same.get(&key).copied())
             {
                 out.exact.insert(key, k);
                 continue;
