@@ -1047,6 +1047,58 @@ fn the_fabric_resolves_no_neighbour() {
     }
 }
 
+/// With per-endpoint enforcement, `nft` loads the script once and every other endpoint gets a
+/// copy of the kernel's objects: every endpoint's table lists exactly like the first one's.
+#[test]
+fn every_endpoint_table_is_the_loaded_one() {
+    if !can_run() {
+        return;
+    }
+    let _g = RUNS.lock().unwrap_or_else(|e| e.into_inner());
+    let ex = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/dual-stack.gbp");
+    let mut child = spawn_run(&[ex, "--enforce", "endpoint", "--timeout-ms", "10000"]);
+    wait_for_agents(&mut child, 7);
+    let agents: Vec<u32> = run_processes(child.id())
+        .into_iter()
+        .filter(|(_, a)| a.iter().any(|x| x == "endpoint"))
+        .map(|(pid, _)| pid)
+        .collect();
+    let list = |pid: u32| {
+        let out = Command::new("nsenter")
+            .arg(format!("--net=/proc/{pid}/ns/net"))
+            .args(["nft", "list", "table", "inet", "gbpc"])
+            .output()
+            .unwrap();
+        // Counters count each endpoint's own traffic.
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| match l.find("packets ") {
+                Some(k) => l[..k].to_string(),
+                None => l.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    // Wait until every table is there (the run loads them after booting).
+    let t = Instant::now();
+    let tables = loop {
+        let tables: Vec<String> = agents.iter().map(|&p| list(p)).collect();
+        if tables.iter().all(|t| t.contains("chain decide"))
+            || t.elapsed() > Duration::from_secs(20)
+        {
+            break tables;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(tables.len(), 7);
+    assert!(tables[0].contains("map verdict_l4"), "{}", tables[0]);
+    for t in &tables[1..] {
+        assert_eq!(t, &tables[0]);
+    }
+}
+
 #[test]
 fn cannot_run_is_exit_2() {
     if !can_run() {

@@ -252,31 +252,14 @@ fn run(job: &Job, wire: &[WireProbe]) -> Result<Results, Failure> {
 
     // Rules: checked first, then loaded where they are enforced.
     let t2 = Instant::now();
+    let mut load_notes = Vec::new();
     nft(&job.script, &["-c", "-f", "-"]).map_err(|e| fail_nft("check", e))?;
     match job.enforce {
         Enforce::Fabric => {
             nft(&job.script, &["-f", "-"]).map_err(|e| fail_nft("load", e))?;
         }
         Enforce::Endpoint => {
-            // Two loads at a time (nft is CPU-bound), each started from inside its
-            // endpoint's namespace.
-            let par = threads().max(2);
-            for (chunk_no, chunk) in boxes.chunks(par).enumerate() {
-                let mut running = Vec::new();
-                for c in chunk {
-                    sys::enter_net(&c.net).map_err(|e| fail("namespaces", e.to_string()))?;
-                    let child = spawn_nft(&["-f", "-"]);
-                    sys::enter_net(&home).map_err(|e| fail("namespaces", e.to_string()))?;
-                    running.push(child.map_err(|e| fail_nft("load", e))?);
-                }
-                for child in running {
-                    finish_nft(child, &job.script).map_err(|e| fail_nft("load", e))?;
-                }
-                let done = (chunk_no * par + chunk.len()).min(total);
-                if done % 16 < par || done == total {
-                    progress("load", done, total);
-                }
-            }
+            load_everywhere(job, &boxes, &home, &mut load_notes)?;
         }
     }
     let load_ms = t2.elapsed().as_millis() as u64;
@@ -403,7 +386,7 @@ fn run(job: &Job, wire: &[WireProbe]) -> Result<Results, Failure> {
     // An endpoint whose agent died is not the container the run vouches for.
     watch.check()?;
 
-    let mut notes = Vec::new();
+    let mut notes = load_notes;
     let counters = match job.enforce {
         Enforce::Fabric => counters(&job.table).unwrap_or_else(|e| {
             notes.push(format!("counters unavailable: {e}"));
@@ -488,6 +471,89 @@ impl Watch {
             ),
         ))
     }
+}
+
+/// Per-endpoint enforcement: `nft` loads the script in the first endpoint; every other endpoint
+/// gets a copy of the objects the kernel made of it (dumped over netlink and created again in
+/// one transaction), so that the script is parsed once, not once per endpoint. If the copy
+/// cannot be made, `nft` loads the script in every endpoint, one per core at a time.
+fn load_everywhere(
+    job: &Job,
+    boxes: &[Container],
+    home: &File,
+    notes: &mut Vec<String>,
+) -> Result<(), Failure> {
+    let total = boxes.len();
+    let inside = |c: &Container, what: &mut dyn FnMut() -> Result<(), Failure>| {
+        sys::enter_net(&c.net).map_err(|e| fail("namespaces", e.to_string()))?;
+        let r = what();
+        sys::enter_net(home).map_err(|e| fail("namespaces", e.to_string()))?;
+        r
+    };
+    let Some(first) = boxes.first() else {
+        return Ok(());
+    };
+    let mut child = None;
+    inside(first, &mut || {
+        child = Some(spawn_nft(&["-f", "-"]).map_err(|e| fail_nft("load", e))?);
+        Ok(())
+    })?;
+    if let Some(c) = child {
+        finish_nft(c, &job.script).map_err(|e| fail_nft("load", e))?;
+    }
+    let mut copy = None;
+    inside(first, &mut || {
+        copy = Some(NfNetlink::open().and_then(|mut nf| nf.copy_table(&job.table)));
+        Ok(())
+    })?;
+    let copy = match copy {
+        Some(Ok(c)) => Some(c),
+        Some(Err(e)) => {
+            notes.push(format!(
+                "the loaded table could not be copied ({e}): nft loaded it in every endpoint"
+            ));
+            None
+        }
+        None => None,
+    };
+    let rest = &boxes[1..];
+    if let Some(copy) = &copy {
+        for (i, c) in rest.iter().enumerate() {
+            inside(c, &mut || {
+                NfNetlink::open()
+                    .and_then(|mut nf| nf.load_copy(copy))
+                    .map_err(|e| {
+                        fail(
+                            "load",
+                            format!("cannot copy the table into endpoint {}: {e}", i + 2),
+                        )
+                    })
+            })?;
+            if (i + 2) % 64 == 0 || i + 2 == total {
+                progress("load", i + 2, total);
+            }
+        }
+        return Ok(());
+    }
+    // One nft per core at a time, each started from inside its endpoint's namespace.
+    let par = threads().max(2);
+    for (chunk_no, chunk) in rest.chunks(par).enumerate() {
+        let mut running = Vec::new();
+        for c in chunk {
+            let mut child = None;
+            inside(c, &mut || {
+                child = Some(spawn_nft(&["-f", "-"]).map_err(|e| fail_nft("load", e))?);
+                Ok(())
+            })?;
+            running.extend(child);
+        }
+        for child in running {
+            finish_nft(child, &job.script).map_err(|e| fail_nft("load", e))?;
+        }
+        let done = (1 + chunk_no * par + chunk.len()).min(total);
+        progress("load", done, total);
+    }
+    Ok(())
 }
 
 /// Make conntrack forget every connection where the rules are (the fabric, or every

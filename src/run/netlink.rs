@@ -473,3 +473,297 @@ fn element_value(payload: &[u8]) -> Option<u32> {
     let b = value.get(..4)?;
     Some(u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
 }
+
+/// A loaded nftables table as the kernel dumps it, turned into one batch of creation
+/// requests that builds the same table in another namespace (per-endpoint enforcement: `nft`
+/// parses and loads the script once; every other endpoint gets the kernel's own objects).
+pub struct TableCopy {
+    /// The batch's messages, without their sequence numbers' meaning (fresh ones are set
+    /// when it is sent).
+    batch: Vec<u8>,
+    messages: usize,
+}
+
+const NFT_MSG_NEWTABLE: u16 = 0;
+const NFT_MSG_GETTABLE: u16 = 1;
+const NFT_MSG_NEWCHAIN: u16 = 3;
+const NFT_MSG_GETCHAIN: u16 = 4;
+const NFT_MSG_NEWRULE: u16 = 6;
+const NFT_MSG_GETRULE: u16 = 7;
+const NFT_MSG_NEWSET: u16 = 9;
+const NFT_MSG_GETSET: u16 = 10;
+const NFT_MSG_NEWOBJ: u16 = 18;
+const NFT_MSG_GETOBJ: u16 = 19;
+const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
+const NFNL_MSG_BATCH_END: u16 = 0x11;
+const NLMSG_DONE: u16 = 3;
+const NLM_F_DUMP: u16 = 0x300;
+const NLM_F_APPEND: u16 = 0x800;
+
+/// The attributes of a dump that a creation request takes (not handles, use counts, ids, nor
+/// what newer kernels report only: a set's backend and element count).
+fn keep_top(msg: u16, attr: u16) -> bool {
+    match msg {
+        NFT_MSG_NEWTABLE => matches!(attr, 1 | 2 | 6),
+        NFT_MSG_NEWCHAIN => matches!(attr, 1 | 3 | 4 | 5 | 7 | 10 | 12),
+        NFT_MSG_NEWOBJ => matches!(attr, 1..=4 | 8),
+        NFT_MSG_NEWSET => matches!(attr, 1..=9 | 11 | 12 | 13 | 15 | 17 | 18),
+        NFT_MSG_NEWRULE => matches!(attr, 1 | 2 | 4 | 5 | 7),
+        _ => false,
+    }
+}
+
+/// Copy the attributes of `payload` (after its nfgenmsg) that `keep` allows.
+fn filtered(payload: &[u8], keep: impl Fn(u16) -> bool) -> Vec<u8> {
+    let mut out = payload.get(..4).unwrap_or(&[0; 4]).to_vec();
+    let mut b = payload.get(4..).unwrap_or(&[]);
+    while b.len() >= 4 {
+        let len = usize::from(u16::from_ne_bytes([b[0], b[1]]));
+        let ty = u16::from_ne_bytes([b[2], b[3]]) & 0x3fff;
+        if len < 4 || len > b.len() {
+            break;
+        }
+        let padded = ((len + 3) & !3).min(b.len());
+        if keep(ty) {
+            out.extend_from_slice(&b[..padded]);
+            while !out.len().is_multiple_of(4) {
+                out.push(0);
+            }
+        }
+        b = &b[padded..];
+    }
+    out
+}
+
+/// A set element list without the elements' expiration times.
+fn elements_without_expiration(payload: &[u8]) -> Vec<u8> {
+    let mut m = Msg::new(payload.get(..4).unwrap_or(&[0; 4]));
+    for (ty, data) in attrs(payload.get(4..).unwrap_or(&[])) {
+        if ty != NFTA_SET_ELEM_LIST_ELEMENTS {
+            m.attr(ty, data);
+            continue;
+        }
+        m.nest(NFTA_SET_ELEM_LIST_ELEMENTS | NLA_F_NESTED, |m| {
+            for (ety, elem) in attrs(data) {
+                m.nest(ety | NLA_F_NESTED, |m| {
+                    for (aty, a) in attrs(elem) {
+                        // Key, data, flags, user data, expressions, object, key end: not the
+                        // kernel's bookkeeping (timeout, expiration, padding, newer ones).
+                        if !matches!(aty, 1 | 2 | 3 | 6 | 7 | 9 | 10 | 11) {
+                            continue;
+                        }
+                        let nested = matches!(aty, 1 | 2 | 7 | 10 | 11);
+                        m.attr(if nested { aty | NLA_F_NESTED } else { aty }, a);
+                    }
+                });
+            }
+        });
+    }
+    m.0
+}
+
+impl NfNetlink {
+    /// Run a dump request; every message's payload.
+    fn dump(
+        &mut self,
+        ty: u16,
+        table: &str,
+        extra: &[(u16, &str)],
+        attr_table: u16,
+    ) -> io::Result<Vec<Vec<u8>>> {
+        let mut m = Msg::new(&[NFPROTO_INET, 0, 0, 0]);
+        m.attr(attr_table, &cstr(table));
+        for (a, v) in extra {
+            m.attr(*a, &cstr(v));
+        }
+        let mut req = Vec::new();
+        push_message(
+            &mut req,
+            NFNL_SUBSYS_NFTABLES << 8 | ty,
+            NLM_F_REQUEST | NLM_F_DUMP,
+            7,
+            &m.0,
+        );
+        sendto(
+            self.fd.as_raw_fd(),
+            &req,
+            &NetlinkAddr::new(0, 0),
+            MsgFlags::empty(),
+        )?;
+        let mut out = Vec::new();
+        let mut big = vec![0u8; 1 << 20];
+        loop {
+            let n = recv(self.fd.as_raw_fd(), &mut big, MsgFlags::empty())?;
+            for (mty, _, payload) in messages(&big[..n]) {
+                match mty {
+                    NLMSG_DONE => return Ok(out),
+                    NLMSG_ERROR => {
+                        let err = payload
+                            .get(..4)
+                            .map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+                        return if err == 0 {
+                            Ok(out)
+                        } else {
+                            Err(io::Error::from_raw_os_error(-err))
+                        };
+                    }
+                    _ => out.push(payload.to_vec()),
+                }
+            }
+        }
+    }
+
+    /// The table `inet table` of this namespace, as a batch that creates it elsewhere.
+    pub fn copy_table(&mut self, table: &str) -> io::Result<TableCopy> {
+        let name_of = |payload: &[u8], attr: u16| -> Option<String> {
+            attrs(payload.get(4..)?)
+                .find(|(t, _)| *t == attr)
+                .map(|(_, v)| {
+                    String::from_utf8_lossy(v)
+                        .trim_end_matches('\0')
+                        .to_string()
+                })
+        };
+        // (message type, flags, payload) in creation order.
+        let mut parts: Vec<(u16, u16, Vec<u8>)> = Vec::new();
+        let tables = self.dump(NFT_MSG_GETTABLE, table, &[], 1)?;
+        let Some(t) = tables
+            .iter()
+            .find(|p| name_of(p, 1).as_deref() == Some(table))
+        else {
+            return Err(io::Error::other(format!("no table inet {table}")));
+        };
+        parts.push((
+            NFT_MSG_NEWTABLE,
+            NLM_F_CREATE,
+            filtered(t, |a| keep_top(NFT_MSG_NEWTABLE, a)),
+        ));
+        let mine = |p: &Vec<u8>, attr: u16| name_of(p, attr).as_deref() == Some(table);
+        for o in self.dump(NFT_MSG_GETOBJ, table, &[], 1)? {
+            if mine(&o, 1) {
+                parts.push((
+                    NFT_MSG_NEWOBJ,
+                    NLM_F_CREATE,
+                    filtered(&o, |a| keep_top(NFT_MSG_NEWOBJ, a)),
+                ));
+            }
+        }
+        for c in self.dump(NFT_MSG_GETCHAIN, table, &[], 1)? {
+            if mine(&c, 1) {
+                parts.push((
+                    NFT_MSG_NEWCHAIN,
+                    NLM_F_CREATE,
+                    filtered(&c, |a| keep_top(NFT_MSG_NEWCHAIN, a)),
+                ));
+            }
+        }
+        let sets = self.dump(NFT_MSG_GETSET, table, &[], 1)?;
+        let mut names = Vec::new();
+        for s in &sets {
+            if mine(s, 1) {
+                // A creation request needs a set id (unique in the transaction).
+                let mut m = Msg(filtered(s, |a| keep_top(NFT_MSG_NEWSET, a)));
+                m.attr(10, &(names.len() as u32 + 1).to_be_bytes());
+                parts.push((NFT_MSG_NEWSET, NLM_F_CREATE, m.0));
+                names.extend(name_of(s, 2));
+            }
+        }
+        for set in &names {
+            let dumped = self.dump(
+                NFT_MSG_GETSETELEM,
+                table,
+                &[(NFTA_SET_ELEM_LIST_SET, set)],
+                NFTA_SET_ELEM_LIST_TABLE,
+            )?;
+            for e in dumped {
+                parts.push((
+                    NFT_MSG_NEWSETELEM,
+                    NLM_F_CREATE,
+                    elements_without_expiration(&e),
+                ));
+            }
+        }
+        for r in self.dump(NFT_MSG_GETRULE, table, &[], 1)? {
+            if mine(&r, 1) {
+                parts.push((
+                    NFT_MSG_NEWRULE,
+                    NLM_F_CREATE | NLM_F_APPEND,
+                    filtered(&r, |a| keep_top(NFT_MSG_NEWRULE, a)),
+                ));
+            }
+        }
+        let mut batch = Vec::new();
+        let res_id = NFNL_SUBSYS_NFTABLES.to_be_bytes();
+        push_message(
+            &mut batch,
+            NFNL_MSG_BATCH_BEGIN,
+            NLM_F_REQUEST,
+            0,
+            &[0, 0, res_id[0], res_id[1]],
+        );
+        for (k, (ty, flags, payload)) in parts.iter().enumerate() {
+            push_message(
+                &mut batch,
+                NFNL_SUBSYS_NFTABLES << 8 | ty,
+                NLM_F_REQUEST | NLM_F_ACK | flags,
+                k as u32 + 1,
+                payload,
+            );
+        }
+        push_message(
+            &mut batch,
+            NFNL_MSG_BATCH_END,
+            NLM_F_REQUEST,
+            parts.len() as u32 + 1,
+            &[0, 0, res_id[0], res_id[1]],
+        );
+        Ok(TableCopy {
+            batch,
+            messages: parts.len(),
+        })
+    }
+
+    /// Create the copied table in this namespace (one transaction: all or nothing).
+    pub fn load_copy(&mut self, copy: &TableCopy) -> io::Result<()> {
+        let _ = nix::sys::socket::setsockopt(
+            &self.fd,
+            nix::sys::socket::sockopt::SndBufForce,
+            &(copy.batch.len() + (1 << 16)),
+        );
+        sendto(
+            self.fd.as_raw_fd(),
+            &copy.batch,
+            &NetlinkAddr::new(0, 0),
+            MsgFlags::empty(),
+        )?;
+        let mut waiting = copy.messages;
+        let mut big = vec![0u8; 1 << 20];
+        while waiting > 0 {
+            let n = recv(self.fd.as_raw_fd(), &mut big, MsgFlags::empty())?;
+            for (ty, _, payload) in messages(&big[..n]) {
+                if ty == NLMSG_ERROR {
+                    waiting = waiting.saturating_sub(1);
+                    let err = payload
+                        .get(..4)
+                        .map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+                    if err != 0 {
+                        // The request it answers: its type and number in the batch.
+                        let ty = payload
+                            .get(8..10)
+                            .map_or(0, |b| u16::from_ne_bytes([b[0], b[1]]));
+                        let seq = payload
+                            .get(12..16)
+                            .map_or(0, |b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+                        let e = io::Error::from_raw_os_error(-err);
+                        return Err(io::Error::other(format!(
+                            "request {seq} of {} (type {}): {e}",
+                            copy.messages,
+                            ty & 0xff
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
