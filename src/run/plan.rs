@@ -175,6 +175,29 @@ pub struct Plan {
     remap: Option<Vec<u32>>,
     /// Assertion probes: (family, source, destination, flow) to probe index.
     exact: HashMap<(u8, u32, u32, Flow), u32>,
+    /// The same, by pair: (flow number, probe index).
+    exact_pairs: HashMap<(u8, u32, u32), Vec<(u32, u32)>>,
+}
+
+/// The probes of one cell (at most the two edges of a range and an assertion's own probe).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Cell {
+    probes: [u32; 3],
+    n: u8,
+}
+
+impl Cell {
+    fn push(&mut self, k: u32) {
+        if self.as_slice().contains(&k) || usize::from(self.n) >= self.probes.len() {
+            return;
+        }
+        self.probes[usize::from(self.n)] = k;
+        self.n += 1;
+    }
+
+    pub fn as_slice(&self) -> &[u32] {
+        &self.probes[..usize::from(self.n)]
+    }
 }
 
 /// Why a policy cannot be booted.
@@ -704,6 +727,17 @@ pub fn plan(p: &Policy, o: &Options) -> Result<Plan, PlanError> {
             });
         }
     }
+    for (&(f, a, b, flow), &k) in &out.exact {
+        if let Some(fi) = out.flows[usize::from(f)].iter().position(|x| *x == flow) {
+            out.exact_pairs
+                .entry((f, a, b))
+                .or_default()
+                .push((fi as u32, k));
+        }
+    }
+    for list in out.exact_pairs.values_mut() {
+        list.sort_unstable();
+    }
     out.planned = probes.len();
     out.probes = match o.max_probes {
         Some(max) if probes.len() > max => {
@@ -768,7 +802,7 @@ fn cover_pair<'p>(
         (probes.len() - 1) as u32
     };
     let mut covered = vec![false; flows.len()];
-    for (space, max) in spaces(family) {
+    for (space, max) in spaces(family).into_iter().filter(|_| !app.is_empty()) {
         // The entries of the applicable contracts about this space.
         let mut cuts: BTreeSet<u32> = BTreeSet::new();
         let mut named = false;
@@ -933,23 +967,33 @@ impl Plan {
     /// The probes of every cell between two nodes in a family, per flow of the family's table
     /// flows (one lookup per pair: the tables of thousands of endpoints).
     pub fn pair_cells(&self, family: Family, a: usize, b: usize) -> Vec<Vec<u32>> {
+        let mut out = Vec::new();
+        self.pair_cells_into(family, a, b, &mut out);
+        out.iter().map(|c| c.as_slice().to_vec()).collect()
+    }
+
+    /// [`Plan::pair_cells`] into a reused buffer.
+    pub fn pair_cells_into(&self, family: Family, a: usize, b: usize, out: &mut Vec<Cell>) {
         let f = fam_index(family);
         let flows = &self.flows[f];
-        let mut out: Vec<Vec<u32>> = vec![Vec::new(); flows.len()];
+        out.clear();
+        out.resize(flows.len(), Cell::default());
         match &self.cells {
             Cells::Direct(base) => {
                 if let Some(&k) = base.get(&(f as u8, a as u32, b as u32)) {
                     for (fi, cell) in out.iter_mut().enumerate() {
-                        cell.extend(self.probe_index(k + fi as u32));
+                        if let Some(k) = self.probe_index(k + fi as u32) {
+                            cell.push(k);
+                        }
                     }
                 }
             }
             Cells::Classes { keys, pairs } => {
                 let (Some(Some(ka)), Some(Some(kb))) = (keys[f].get(a), keys[f].get(b)) else {
-                    return out;
+                    return;
                 };
                 let Some(c) = pairs.get(&(f as u8, *ka, *kb)) else {
-                    return out;
+                    return;
                 };
                 for (fi, flow) in flows.iter().enumerate() {
                     let v = value(*flow);
@@ -963,26 +1007,20 @@ impl Plan {
                         None => c.rest[track(*flow) as usize].as_slice(),
                     };
                     for &k in ks {
-                        if let Some(k) = self.probe_index(k)
-                            && !out[fi].contains(&k)
-                        {
+                        if let Some(k) = self.probe_index(k) {
                             out[fi].push(k);
                         }
                     }
                 }
             }
         }
-        if !self.exact.is_empty() {
-            for (fi, flow) in flows.iter().enumerate() {
-                if let Some(&k) = self.exact.get(&(f as u8, a as u32, b as u32, *flow))
-                    && let Some(k) = self.probe_index(k)
-                    && !out[fi].contains(&k)
-                {
-                    out[fi].push(k);
+        if let Some(list) = self.exact_pairs.get(&(f as u8, a as u32, b as u32)) {
+            for &(fi, k) in list {
+                if let Some(k) = self.probe_index(k) {
+                    out[fi as usize].push(k);
                 }
             }
         }
-        out
     }
 
     /// Each node's class key in a family (classes plan): nodes with one key share their

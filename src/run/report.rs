@@ -41,7 +41,8 @@ pub const LEGEND: &str = "+ allowed, . denied (both agree with the evaluator); !
      never came back, or an ICMP error or local error; ~ planned, but the kernel cannot carry it \
      (or show its arrival); blank: not planned (the two have no address of this family)";
 
-/// Tables wider than this are summarised in the text report (the JSON report has them all).
+/// Tables of more endpoints than this are summarised in the text report, and their rows are
+/// left out of the JSON report (every probe's row is there: they can be recomputed).
 pub const TEXT_TABLE_MAX: usize = 256;
 
 fn mark(expect: Verdict, o: Outcome, agree: bool) -> u8 {
@@ -88,6 +89,7 @@ pub fn tables(i: &Input, family: Family) -> Vec<(Vec<String>, Vec<String>)> {
         return Vec::new();
     }
     let mut grids: Vec<Vec<u8>> = vec![vec![b' '; n * n]; flows.len()];
+    let mut cells = Vec::new();
     for a in 0..n {
         if !has(a) {
             continue;
@@ -96,9 +98,10 @@ pub fn tables(i: &Input, family: Family) -> Vec<(Vec<String>, Vec<String>)> {
             if a == b || !has(b) {
                 continue;
             }
-            for (fi, probes) in plan.pair_cells(family, a, b).into_iter().enumerate() {
+            plan.pair_cells_into(family, a, b, &mut cells);
+            for (fi, probes) in cells.iter().enumerate() {
                 let mut c = b' ';
-                for k in probes {
+                for &k in probes.as_slice() {
                     let k = k as usize;
                     let o = i.outcomes.get(k).copied().unwrap_or(Outcome::Error);
                     let agree = i.findings.agree.get(k).copied().unwrap_or(false);
@@ -295,7 +298,7 @@ pub fn text(i: &Input) -> String {
                     .collect();
                 let _ = writeln!(
                     s,
-                    "  {} (the table of {n} endpoints is in the JSON report)",
+                    "  {} (the table of {n} endpoints is not drawn; the JSON report's cells recompute it)",
                     counts.join(", ")
                 );
                 continue;
@@ -487,10 +490,18 @@ fn json_parts(i: &Input) -> (Value, String) {
         })
         .collect();
     let mut tables_json = serde_json::Map::new();
+    let big = plan.nodes.len() > TEXT_TABLE_MAX;
     for family in [Family::V4, Family::V6] {
         let t: Vec<Value> = tables(i, family)
             .into_iter()
-            .map(|(names, rows)| json!({"flows": names, "rows": rows}))
+            .map(|(names, rows)| {
+                if big {
+                    // Recompute them from `cells` (docs/run.md).
+                    json!({"flows": names, "rows": Value::Null})
+                } else {
+                    json!({"flows": names, "rows": rows})
+                }
+            })
             .collect();
         tables_json.insert(family.as_str().to_ascii_lowercase(), Value::Array(t));
     }
