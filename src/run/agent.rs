@@ -1,5 +1,6 @@
-//! The endpoint agent: what the gbpc binary does when the fabric re-executes it inside a new
-//! container (its own network, UTS, PID and mount namespaces). It names the host, sets the
+//! The endpoint agent: what the gbpc binary does when the fabric re-executes it as PID 1 of a
+//! new PID namespace. It makes the rest of its container (its own network, UTS and mount
+//! namespaces), names the host, sets the
 //! namespace's sysctls, moves into a minimal read-only root with `pivot_root`, says `ready`,
 //! and waits. The probes are the fabric's crafted packets, and what answers them is this
 //! namespace's kernel (a TCP SYN-ACK or reset, an ICMP port unreachable, an echo reply); the
@@ -118,6 +119,14 @@ fn minimal_root() -> Result<(), String> {
 }
 
 fn run() -> Result<(), String> {
+    // The container's own network, UTS and mount namespaces (its PID namespace, of which this
+    // process is PID 1, the fabric made when it started it).
+    nix::sched::unshare(
+        nix::sched::CloneFlags::CLONE_NEWNET
+            | nix::sched::CloneFlags::CLONE_NEWUTS
+            | nix::sched::CloneFlags::CLONE_NEWNS,
+    )
+    .map_err(|e| err("make the namespaces", e))?;
     let stdin = std::io::stdin();
     let mut line = String::new();
     stdin

@@ -182,11 +182,11 @@ fn run(job: &Job, wire: &[WireProbe]) -> Result<Results, Failure> {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
-        let mut child = sys::spawn_namespaced(
-            &mut cmd,
-            CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWNS,
-        )
-        .map_err(|e| fail("namespaces", format!("cannot start a container: {e}")))?;
+        // The agent makes its own network, UTS and mount namespaces as it starts (a network
+        // namespace takes milliseconds to make): the agents make theirs in parallel instead
+        // of this loop waiting for each.
+        let mut child = sys::spawn_namespaced(&mut cmd, CloneFlags::empty())
+            .map_err(|e| fail("namespaces", format!("cannot start a container: {e}")))?;
         let Some(mut stdin) = child.stdin.take() else {
             return Err(fail("internal", "no pipe to the agent"));
         };
@@ -267,7 +267,7 @@ fn run(job: &Job, wire: &[WireProbe]) -> Result<Results, Failure> {
 
     // Classification: the kernel's own lookup of every endpoint address in the class maps.
     let t3 = Instant::now();
-    let (classes, class_mismatches) = classify(job, &nets, &home)?;
+    let (classes, class_mismatches) = classify(job, &nets)?;
     let classify_ms = t3.elapsed().as_millis() as u64;
 
     // Probes.
@@ -518,21 +518,18 @@ fn load_everywhere(
     };
     let rest = &boxes[1..];
     if let Some(copy) = &copy {
-        for (i, c) in rest.iter().enumerate() {
-            inside(c, &mut || {
-                NfNetlink::open()
-                    .and_then(|mut nf| nf.load_copy(copy))
-                    .map_err(|e| {
-                        fail(
-                            "load",
-                            format!("cannot copy the table into endpoint {}: {e}", i + 2),
-                        )
-                    })
-            })?;
-            if (i + 2) % 64 == 0 || i + 2 == total {
-                progress("load", i + 2, total);
-            }
-        }
+        let nets: Vec<&File> = rest.iter().map(|c| &c.net).collect();
+        in_each_namespace(&nets, |i| {
+            NfNetlink::open()
+                .and_then(|mut nf| nf.load_copy(copy))
+                .map_err(|e| {
+                    fail(
+                        "load",
+                        format!("cannot copy the table into endpoint {}: {e}", i + 2),
+                    )
+                })
+        })?;
+        progress("load", total, total);
         return Ok(());
     }
     // One nft per core at a time, each started from inside its endpoint's namespace.
@@ -763,11 +760,7 @@ fn check_wiring(nodes: &[Node]) -> Result<(), Failure> {
 /// it), from the fabric's table or, with per-endpoint enforcement, from every endpoint's table
 /// (those that differ from the first are listed).
 #[allow(clippy::type_complexity)]
-fn classify(
-    job: &Job,
-    nets: &[File],
-    home: &File,
-) -> Result<(Vec<[Option<u32>; 2]>, Vec<String>), Failure> {
+fn classify(job: &Job, nets: &[File]) -> Result<(Vec<[Option<u32>; 2]>, Vec<String>), Failure> {
     let v4: Vec<(usize, IpAddr)> = job
         .nodes
         .iter()
@@ -800,30 +793,63 @@ fn classify(
     match job.enforce {
         Enforce::Fabric => Ok((lookup(&mut open()?)?, Vec::new())),
         Enforce::Endpoint => {
-            let mut first: Option<Vec<[Option<u32>; 2]>> = None;
+            let all: Vec<&File> = nets.iter().collect();
+            let tables = in_each_namespace(&all, |_| lookup(&mut open()?))?;
+            let first = tables.first().cloned().unwrap_or_default();
             let mut mismatches = Vec::new();
-            for (n, net) in job.nodes.iter().zip(nets) {
-                sys::enter_net(net).map_err(|e| fail("namespaces", e.to_string()))?;
-                let nf = open();
-                sys::enter_net(home).map_err(|e| fail("namespaces", e.to_string()))?;
-                let got = lookup(&mut nf?)?;
-                match &first {
-                    None => first = Some(got),
-                    Some(f) => {
-                        for (i, (a, b)) in f.iter().zip(&got).enumerate() {
-                            if a != b && mismatches.len() < 20 {
-                                mismatches.push(format!(
-                                    "the table of `{}` classifies `{}` as {b:?}, the first endpoint's as {a:?}",
-                                    n.name, job.nodes[i].name
-                                ));
-                            }
-                        }
+            for (n, got) in job.nodes.iter().zip(&tables).skip(1) {
+                for (i, (a, b)) in first.iter().zip(got).enumerate() {
+                    if a != b && mismatches.len() < 20 {
+                        mismatches.push(format!(
+                            "the table of `{}` classifies `{}` as {b:?}, the first endpoint's as {a:?}",
+                            n.name, job.nodes[i].name
+                        ));
                     }
                 }
             }
-            Ok((first.unwrap_or_default(), mismatches))
+            Ok((first, mismatches))
         }
     }
+}
+
+/// Run `f(i)` inside every namespace `nets[i]`, one thread per core (`setns` moves only the
+/// calling thread); the results in order, or the first failure.
+fn in_each_namespace<T: Send>(
+    nets: &[&File],
+    f: impl Fn(usize) -> Result<T, Failure> + Sync,
+) -> Result<Vec<T>, Failure> {
+    let threads = threads().min(nets.len()).max(1);
+    let results: Vec<Vec<(usize, Result<T, Failure>)>> = std::thread::scope(|scope| {
+        let f = &f;
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                scope.spawn(move || {
+                    let mut out = Vec::new();
+                    for i in (t..nets.len()).step_by(threads) {
+                        let r = sys::enter_net(nets[i])
+                            .map_err(|e| fail("namespaces", e.to_string()))
+                            .and_then(|_| f(i));
+                        let stop = r.is_err();
+                        out.push((i, r));
+                        if stop {
+                            break;
+                        }
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| vec![(0, Err(fail("internal", "a thread panicked")))])
+            })
+            .collect()
+    });
+    let mut all: Vec<(usize, Result<T, Failure>)> = results.into_iter().flatten().collect();
+    all.sort_by_key(|(i, _)| *i);
+    all.into_iter().map(|(_, r)| r).collect()
 }
 
 fn fail_nft(phase: &str, e: String) -> Failure {

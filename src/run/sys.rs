@@ -31,7 +31,9 @@ fn set_pre_exec(cmd: &mut Command, flags: CloneFlags) {
     // (no allocation). It touches no state shared with the parent.
     unsafe {
         cmd.pre_exec(move || {
-            unshare(flags).map_err(io::Error::from)?;
+            if !flags.is_empty() {
+                unshare(flags).map_err(io::Error::from)?;
+            }
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from)?;
             Ok(())
         });
