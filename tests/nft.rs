@@ -426,6 +426,7 @@ enum Field {
     Dport(Option<u8>),
     IcmpType,
     Icmpv6Type,
+    Ip6Hoplimit,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -648,6 +649,7 @@ impl Ruleset {
                 ("sctp", "dport") => Field::Dport(Some(132)),
                 ("icmp", "type") => Field::IcmpType,
                 ("icmpv6", "type") => Field::Icmpv6Type,
+                ("ip6", "hoplimit") => Field::Ip6Hoplimit,
                 (pr, f) => panic!("the interpreter does not know payload `{pr} {f}`"),
             };
             return Expr::Payload(f);
@@ -679,6 +681,7 @@ impl Ruleset {
                 Field::Dport(_) => Ty::Service,
                 Field::IcmpType => Ty::Icmp,
                 Field::Icmpv6Type => Ty::Icmpv6,
+                Field::Ip6Hoplimit => Ty::Proto,
             }],
             Expr::Concat(es) => es.iter().flat_map(|e| self.types(e)).collect(),
             Expr::Map(_, name) => vec![self.sets[name].data.expect("a map")],
@@ -883,6 +886,9 @@ fn ct_first(proto: u8, port: u16) -> CtFirst {
 struct Run<'a> {
     rs: &'a Ruleset,
     pkt: Pkt,
+    /// The hop limit the hook sees: as sent (255 for neighbour discovery, which is sent on a
+    /// link, 64 otherwise), one less after the fabric forwarded it.
+    hops: u8,
     meta_mark: u128,
     ct_mark: u128,
     /// Whether to explain (only when a disagreement is reported: it is slow).
@@ -899,9 +905,11 @@ enum End {
 
 impl<'a> Run<'a> {
     fn new(rs: &'a Ruleset, pkt: Pkt, tracing: bool) -> Self {
+        let nd = pkt.proto == 58 && (133..=137).contains(&pkt.port);
         Run {
             rs,
             pkt,
+            hops: if nd { 255 } else { 64 },
             meta_mark: 0,
             ct_mark: 0,
             tracing,
@@ -946,6 +954,7 @@ impl<'a> Run<'a> {
                 Field::Dport(Some(n)) if *n == p.proto => p.port as u128,
                 Field::IcmpType if p.proto == 1 => p.port as u128,
                 Field::Icmpv6Type if p.proto == 58 => p.port as u128,
+                Field::Ip6Hoplimit if !v4 => u128::from(self.hops),
                 // The header is not there: the rule does not match.
                 _ => return None,
             }],
@@ -1103,6 +1112,10 @@ impl<'a> Run<'a> {
     fn hook(rs: &'a Ruleset, hook: &str, pkt: Pkt, tracing: bool) -> (bool, Vec<String>) {
         let name = rs.base_chain(hook);
         let mut r = Run::new(rs, pkt, tracing);
+        // Forwarding and the destination's input come after the fabric's router.
+        if hook != "output" {
+            r.hops -= 1;
+        }
         let v = match r.chain(name) {
             End::Verdict(v) => v,
             End::Return => {
@@ -1327,14 +1340,14 @@ struct Report {
 /// What the kernel must do with the first packet of a flow. The evaluator's verdict holds for
 /// every flow conntrack sees as a new connection. ICMP types that cannot open one are decided
 /// by conntrack before the policy: dropped as invalid (replies and errors pass only as
-/// `established,related`). Neighbour discovery (untracked) is accepted before the policy in the
-/// per-endpoint chains, whatever the policy says: IPv6 does not work without it, and it never
-/// crosses a router, so the fabric drops it like MLD.
-fn expected_kernel(mode: Enforce, flow: Flow, dec: &eval::Decision) -> bool {
+/// `established,related`). Neighbour discovery and MLD (untracked) never reach another
+/// endpoint: the per-endpoint chains accept neighbour discovery only at hop limit 255 (on the
+/// endpoint's own link; IPv6 does not work without it), which a packet that crossed the fabric
+/// no longer has, and the policy chain drops what conntrack does not track.
+fn expected_kernel(_mode: Enforce, flow: Flow, dec: &eval::Decision) -> bool {
     match ct_first(flow.proto.number(), flow.port) {
         CtFirst::New => dec.verdict == Verdict::Allow,
-        CtFirst::Invalid => false,
-        CtFirst::Untracked => mode == Enforce::Endpoint && (133..=136).contains(&flow.port),
+        CtFirst::Invalid | CtFirst::Untracked => false,
     }
 }
 

@@ -43,19 +43,33 @@ pub struct RunArgs {
     /// The report: a truth table for people, or one JSON document.
     #[arg(long, value_enum, default_value_t = RunFormat::Text)]
     format: RunFormat,
-    /// How long a probe waits for an answer before it counts as dropped.
-    #[arg(long, default_value_t = 400, value_parser = clap::value_parser!(u32).range(50..=10_000))]
+    /// How long to wait, after the last probe is sent, for probes and answers still on their
+    /// way before a silent probe counts as dropped: 50 to 10000 milliseconds. A probe the
+    /// evaluator allows that stays silent is sent again and waited for at least 1000 ms.
+    #[arg(long, default_value_t = 400, value_name = "MS",
+          value_parser = clap::value_parser!(u32).range(50..=10_000))]
     timeout_ms: u32,
-    /// Probe at most N flows: an even sample of the full matrix (assertions always probed).
+    /// One probe per cell of the truth tables (every pair of endpoints, every flow) instead
+    /// of the class proof (one endpoint per class, both edges of every range).
+    #[arg(long)]
+    exhaustive: bool,
+    /// Probe at most N flows: an even sample of the plan (assertions always probed).
     #[arg(long, value_name = "N")]
     max_probes: Option<usize>,
-    /// Testing the run itself: remove one permit element of this contract (`tenant/contract`)
-    /// from the script before loading it.
+    /// Testing the run itself: remove one permit element of this contract from the script
+    /// before loading it: `tenant/contract`, `tenant/contract@SPACE` (l4, icmp, icmp6, proto)
+    /// or `tenant/contract@SPACE:N` (the element whose range holds port, type or protocol N).
     #[arg(long, hide = true, value_name = "CONTRACT")]
     drop_permit: Option<String>,
     /// Internal: be one of the run's own processes.
     #[arg(long = "agent", hide = true, value_enum)]
     agent: Option<AgentRole>,
+    /// Internal: the run a process belongs to (in every command line of a run).
+    #[arg(long = "run-id", hide = true, value_name = "ID")]
+    run_id: Option<String>,
+    /// Internal: the endpoint an agent stands for (in its command line, for people).
+    #[arg(long = "endpoint", hide = true, value_name = "NAME")]
+    endpoint: Option<String>,
 }
 
 fn cannot_run(what: &str, message: &str) -> ExitCode {
@@ -116,10 +130,12 @@ pub fn run(args: RunArgs, color: bool, json_diags: bool) -> ExitCode {
             Err(e) => return cannot_run("usage", &e),
         }
     }
+    let t_plan = Instant::now();
     let plan = match plan::plan(
         p,
         &plan::Options {
             max_probes: args.max_probes,
+            exhaustive: args.exhaustive,
         },
     ) {
         Ok(pl) => pl,
@@ -131,14 +147,16 @@ pub fn run(args: RunArgs, color: bool, json_diags: bool) -> ExitCode {
             "the policy declares fewer than two endpoints with addresses: nothing to probe",
         );
     }
+    let probes = wire::encode_probes(&plan.wire_probes());
+    let plan_ms = t_plan.elapsed().as_millis() as u64;
     let job = wire::Job {
         nodes: plan.nodes.iter().map(|n| n.node.clone()).collect(),
-        listen: plan.listen.clone(),
-        probes: plan.wire_probes(),
+        probes: plan.probes.len(),
         script,
         table: options.table.clone(),
         enforce,
         timeout_ms: args.timeout_ms,
+        run_id: host::run_id(),
     };
     let tty = std::io::stderr().is_terminal();
     let mut shown = false;
@@ -150,7 +168,7 @@ pub fn run(args: RunArgs, color: bool, json_diags: bool) -> ExitCode {
             shown = true;
         }
     };
-    let results = host::launch(&job, &mut progress);
+    let results = host::launch(&job, &probes, &mut progress);
     if shown {
         let _ = super::output::err("\r\x1b[2K");
     }
@@ -159,25 +177,31 @@ pub fn run(args: RunArgs, color: bool, json_diags: bool) -> ExitCode {
         Err(f) => return cannot_run(&f.what, &f.message),
     };
     let outcomes = wire::decode(&results.outcomes);
-    let findings = compare::compare(p, &plan, &outcomes);
+    let findings = compare::compare(
+        p,
+        &plan,
+        &outcomes,
+        compare::Kernel {
+            classes: &results.classes,
+            table_mismatches: &results.class_mismatches,
+        },
+    );
     let input = report::Input {
         file: &name,
         src: &src,
+        policy: p,
         enforce,
         plan: &plan,
         findings: &findings,
         results: &results,
         outcomes: &outcomes,
+        plan_ms,
         total_ms: t0.elapsed().as_millis() as u64,
         injected: injected.as_deref(),
     };
     let text = match args.format {
         RunFormat::Text => report::text(&input),
-        RunFormat::Json => {
-            let mut s = serde_json::to_string_pretty(&report::json(&input)).unwrap_or_default();
-            s.push('\n');
-            s
-        }
+        RunFormat::Json => report::json_text(&input),
     };
     if let Err(code) = super::output::out(&text) {
         return code;

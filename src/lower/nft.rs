@@ -652,7 +652,10 @@ fn render(
     let _ = writeln!(s, "\t\tmeta mark . ct mark @intra counter accept");
     let _ = writeln!(s, "\t\tcounter drop comment \"default deny\"");
     let _ = writeln!(s, "\t}}\n");
-    let nd = "icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit, nd-router-advert } accept";
+    // Neighbour discovery on the endpoint's own link only: a hop limit of 255 cannot have
+    // crossed a router, so no endpoint reaches another with these types (the evaluator denies
+    // them: they cannot start a connection).
+    let nd = "icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit, nd-router-advert } ip6 hoplimit 255 accept";
     match o.enforce {
         Enforce::Fabric => {
             let _ = writeln!(s, "\tchain forward {{");

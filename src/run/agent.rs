@@ -1,22 +1,17 @@
-//! The endpoint agent: what the gbpc binary does when the fabric re-executes it inside a new
-//! container (its own network, UTS, PID and mount namespaces). It names the host, sets the
-//! namespace's sysctls, opens a listener on every probed port, moves into a minimal read-only
-//! root with `pivot_root`, says `ready`, then answers: TCP and SCTP connections are accepted
-//! and closed, UDP datagrams are echoed (ICMP echo is the kernel's). It ends when its standard
-//! input closes (the fabric is gone) or by the fabric's SIGKILL.
+//! The endpoint agent: what the gbpc binary does when the fabric re-executes it as PID 1 of a
+//! new PID namespace. It makes the rest of its container (its own network, UTS and mount
+//! namespaces), names the host, sets the
+//! namespace's sysctls, moves into a minimal read-only root with `pivot_root`, says `ready`,
+//! and waits. The probes are the fabric's crafted packets, and what answers them is this
+//! namespace's kernel (a TCP SYN-ACK or reset, an ICMP port unreachable, an echo reply); the
+//! agent is the container's first process, and the fabric watches it: its death ends the run
+//! with an error naming the endpoint. It ends when its standard input closes (the fabric is
+//! gone) or by the fabric's SIGKILL.
 
-use std::io::{BufRead, Write};
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::io::{BufRead, Read, Write};
 use std::path::Path;
 
-use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
-use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
-use nix::sys::socket::{
-    AddressFamily, Backlog, MsgFlags, SockFlag, SockProtocol, SockType, SockaddrStorage, accept4,
-    bind, listen, recvfrom, sendto, setsockopt, socket, sockopt,
-};
 
 use super::sys;
 use super::wire::AgentConfig;
@@ -35,52 +30,6 @@ pub fn main() -> i32 {
             1
         }
     }
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Role {
-    Stream,
-    Datagram,
-}
-
-fn listener(
-    v6: bool,
-    ty: SockType,
-    proto: Option<SockProtocol>,
-    port: u16,
-) -> Result<Option<OwnedFd>, String> {
-    let family = if v6 {
-        AddressFamily::Inet6
-    } else {
-        AddressFamily::Inet
-    };
-    let fd = match socket(
-        family,
-        ty,
-        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
-        proto,
-    ) {
-        Ok(fd) => fd,
-        // No SCTP in this kernel: the fabric reports those probes as unsupported.
-        Err(Errno::EPROTONOSUPPORT | Errno::ESOCKTNOSUPPORT) if proto.is_some() => {
-            return Ok(None);
-        }
-        Err(e) => return Err(err("socket", e)),
-    };
-    let _ = setsockopt(&fd, sockopt::ReuseAddr, &true);
-    let addr: SocketAddr = if v6 {
-        let _ = setsockopt(&fd, sockopt::Ipv6V6Only, &true);
-        (Ipv6Addr::UNSPECIFIED, port).into()
-    } else {
-        (Ipv4Addr::UNSPECIFIED, port).into()
-    };
-    bind(fd.as_raw_fd(), &SockaddrStorage::from(addr)).map_err(|e| err("bind", e))?;
-    if ty == SockType::Stream {
-        listen(&fd, Backlog::MAXCONN).map_err(|e| err("listen", e))?;
-    } else {
-        let _ = setsockopt(&fd, sockopt::RcvBufForce, &(4 << 20));
-    }
-    Ok(Some(fd))
 }
 
 /// A tmpfs root holding read-only binds of the binary and its libraries; the old root is
@@ -170,6 +119,14 @@ fn minimal_root() -> Result<(), String> {
 }
 
 fn run() -> Result<(), String> {
+    // The container's own network, UTS and mount namespaces (its PID namespace, of which this
+    // process is PID 1, the fabric made when it started it).
+    nix::sched::unshare(
+        nix::sched::CloneFlags::CLONE_NEWNET
+            | nix::sched::CloneFlags::CLONE_NEWUTS
+            | nix::sched::CloneFlags::CLONE_NEWNS,
+    )
+    .map_err(|e| err("make the namespaces", e))?;
     let stdin = std::io::stdin();
     let mut line = String::new();
     stdin
@@ -178,13 +135,12 @@ fn run() -> Result<(), String> {
         .map_err(|e| err("read the configuration", e))?;
     let cfg: AgentConfig = serde_json::from_str(&line).map_err(|e| err("bad configuration", e))?;
     nix::unistd::sethostname(&cfg.host).map_err(|e| err("sethostname", e))?;
-    // This namespace's sysctls: unprivileged-style ICMP echo sockets for the prober, no ICMP
-    // rate limits (a limited reply would pass for a drop), no IPv6 duplicate address detection
-    // (addresses usable at once).
-    sys::sysctl("net/ipv4/ping_group_range", "0 2147483647")
-        .map_err(|e| err("ping_group_range", e))?;
+    // This namespace's sysctls: no ICMP rate limits (a limited port unreachable or echo reply
+    // would pass for a lost answer), no IPv6 duplicate address detection (addresses usable at
+    // once), short conntrack timeouts (per-endpoint enforcement tracks every probe here).
     let _ = sys::sysctl("net/ipv4/icmp_ratemask", "0");
     let _ = sys::sysctl("net/ipv4/icmp_ratelimit", "0");
+    sys::conntrack_timeouts();
     if cfg.v6 {
         let _ = sys::sysctl("net/ipv6/icmp/ratelimit", "0");
         for c in ["all", "default"] {
@@ -192,80 +148,15 @@ fn run() -> Result<(), String> {
                 .map_err(|e| err("IPv6 sysctls (is IPv6 enabled?)", e))?;
         }
     }
-    let mut socks: Vec<(OwnedFd, Role)> = Vec::new();
-    for (v6, on) in [(false, cfg.v4), (true, cfg.v6)] {
-        if !on {
-            continue;
-        }
-        for (ports, ty, proto, role) in [
-            (&cfg.listen.tcp, SockType::Stream, None, Role::Stream),
-            (&cfg.listen.udp, SockType::Datagram, None, Role::Datagram),
-            (
-                &cfg.listen.sctp,
-                SockType::Stream,
-                Some(SockProtocol::Sctp),
-                Role::Stream,
-            ),
-        ] {
-            for &port in ports {
-                if let Some(fd) = listener(v6, ty, proto, port)? {
-                    socks.push((fd, role));
-                }
-            }
-        }
-    }
     minimal_root()?;
-    let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(|e| err("epoll", e))?;
-    for (i, (fd, _)) in socks.iter().enumerate() {
-        epoll
-            .add(fd, EpollEvent::new(EpollFlags::EPOLLIN, i as u64))
-            .map_err(|e| err("epoll", e))?;
-    }
-    let stdin_fd = stdin.as_fd();
-    epoll
-        .add(
-            stdin_fd,
-            EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLHUP, u64::MAX),
-        )
-        .map_err(|e| err("epoll", e))?;
     {
         let mut out = std::io::stdout().lock();
         out.write_all(b"ready\n")
             .and_then(|_| out.flush())
             .map_err(|e| err("report ready", e))?;
     }
-    let mut events = vec![EpollEvent::empty(); 256];
-    let mut buf = [0u8; 2048];
-    loop {
-        let n = match epoll.wait(&mut events, nix::poll::PollTimeout::NONE) {
-            Ok(n) => n,
-            Err(Errno::EINTR) => continue,
-            Err(e) => return Err(err("epoll_wait", e)),
-        };
-        for ev in &events[..n] {
-            if ev.data() == u64::MAX {
-                // The fabric closed our standard input: the run is over.
-                return Ok(());
-            }
-            let Some((fd, role)) = socks.get(ev.data() as usize) else {
-                continue;
-            };
-            match role {
-                Role::Stream => {
-                    while let Ok(c) = accept4(fd.as_raw_fd(), SockFlag::SOCK_CLOEXEC) {
-                        let _ = nix::unistd::close(c);
-                    }
-                }
-                Role::Datagram => loop {
-                    match recvfrom::<SockaddrStorage>(fd.as_raw_fd(), &mut buf) {
-                        Ok((len, Some(from))) => {
-                            let _ = sendto(fd.as_raw_fd(), &buf[..len], &from, MsgFlags::empty());
-                        }
-                        Ok((_, None)) => {}
-                        Err(_) => break,
-                    }
-                },
-            }
-        }
-    }
+    // Until the fabric closes our standard input (or kills us).
+    let mut rest = Vec::new();
+    let _ = stdin.lock().read_to_end(&mut rest);
+    Ok(())
 }

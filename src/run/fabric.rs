@@ -1,24 +1,30 @@
 //! The fabric: the process the caller starts as PID 1 of a new PID namespace, in new network
 //! and mount namespaces, so the whole run dies with it. It boots one agent per endpoint (each
 //! PID 1 of its own PID namespace, with its own network, UTS and mount namespaces), wires each
-//! with a veth pair and /32 (/128) routes over netlink, checks that every endpoint answers,
-//! validates and loads the nftables script, probes, reads the counters and reports back on
-//! stdout as JSON lines ([`super::wire::Report`]).
+//! with a veth pair, /32 (/128) routes and permanent neighbour entries over netlink, checks
+//! that every endpoint answers, validates and loads the nftables script, asks the kernel how it
+//! classifies every endpoint address, sends the probes, watches that every agent is still
+//! alive, reads the counters and reports back on stdout as JSON lines ([`super::wire::Report`]).
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{IpAddr, SocketAddr};
-use std::os::fd::AsFd;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::{AsFd, AsRawFd};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sched::CloneFlags;
+use nix::sys::socket::{
+    AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType, SockaddrStorage, recvfrom, sendto,
+    socket,
+};
 
-use super::netlink::Netlink;
-use super::probe::{self, Target};
+use super::netlink::{Netlink, NfNetlink};
+use super::probe::{self, Ends, Pass};
 use super::sys;
 use super::wire::{
-    AgentConfig, Counter, Enforce, Failure, Job, Kind, Outcome, Report, Results, Timings,
+    AgentConfig, Counter, Enforce, Failure, Job, Node, Outcome, PROBE_BYTES, Report, Results,
+    Timings, WireProbe,
 };
 use super::{GATEWAY4, GATEWAY6};
 
@@ -46,17 +52,26 @@ fn progress(phase: &str, done: usize, total: usize) {
     });
 }
 
+/// Read the job: a JSON line, then its probes.
+fn read_job() -> Result<(Job, Vec<WireProbe>), Failure> {
+    let mut input = BufReader::new(std::io::stdin().lock());
+    let mut line = String::new();
+    input
+        .read_line(&mut line)
+        .map_err(|e| fail("internal", format!("cannot read the job: {e}")))?;
+    let job: Job =
+        serde_json::from_str(&line).map_err(|e| fail("internal", format!("bad job: {e}")))?;
+    let mut bytes = vec![0u8; job.probes.saturating_mul(PROBE_BYTES)];
+    input
+        .read_exact(&mut bytes)
+        .map_err(|e| fail("internal", format!("cannot read the probes: {e}")))?;
+    let probes = super::wire::decode_probes(&bytes).map_err(|e| fail("internal", e))?;
+    Ok((job, probes))
+}
+
 /// The fabric's entry point (exit status 0; success or failure goes back as a report).
 pub fn main() -> i32 {
-    let mut line = String::new();
-    let job: Result<Job, Failure> = std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| fail("internal", format!("cannot read the job: {e}")))
-        .and_then(|_| {
-            serde_json::from_str(&line).map_err(|e| fail("internal", format!("bad job: {e}")))
-        });
-    let report = match job.and_then(|j| run(&j)) {
+    let report = match read_job().and_then(|(j, p)| run(&j, &p)) {
         Ok(r) => Report::Done(r),
         Err(f) => Report::Failed(f),
     };
@@ -72,7 +87,23 @@ struct Container {
     net: File,
 }
 
-fn run(job: &Job) -> Result<Results, Failure> {
+/// The hardware addresses of endpoint `i`'s veth pair (locally administered): the fabric's
+/// end, the endpoint's end.
+fn macs(i: usize) -> ([u8; 6], [u8; 6]) {
+    let b = (i as u32).to_be_bytes();
+    (
+        [0x02, 0x67, b[0], b[1], b[2], b[3]],
+        [0x02, 0x65, b[0], b[1], b[2], b[3]],
+    )
+}
+
+/// Interface indexes: the fabric's end of endpoint `i`'s pair, and every endpoint's `eth0`.
+fn fabric_index(i: usize) -> u32 {
+    1000 + i as u32
+}
+const ETH0_INDEX: u32 = 100;
+
+fn run(job: &Job, wire: &[WireProbe]) -> Result<Results, Failure> {
     let t0 = Instant::now();
     let none: Option<&str> = None;
     // Nothing mounted from here on may propagate back to the caller's mount namespace.
@@ -100,7 +131,7 @@ fn run(job: &Job) -> Result<Results, Failure> {
         none,
     )
     .map_err(|e| fail("namespaces", format!("cannot mount /proc: {e}")))?;
-    let nofile = sys::raise_nofile();
+    sys::raise_nofile();
     let home = File::open("/proc/self/ns/net").map_err(|e| {
         fail(
             "namespaces",
@@ -117,6 +148,7 @@ fn run(job: &Job) -> Result<Results, Failure> {
     }
     let _ = sys::sysctl("net/ipv4/icmp_ratemask", "0");
     let _ = sys::sysctl("net/ipv4/icmp_ratelimit", "0");
+    sys::conntrack_timeouts();
     if any_v6 {
         for (k, v) in [
             ("net/ipv6/conf/all/forwarding", "1"),
@@ -132,45 +164,47 @@ fn run(job: &Job) -> Result<Results, Failure> {
             })?;
         }
     }
-    let mut nl = Netlink::open().map_err(|e| fail("netlink", e.to_string()))?;
-    nl.link_up(1)
-        .and_then(|_| nl.addr(1, IpAddr::V4(GATEWAY4), 32))
-        .map_err(|e| fail("boot", format!("cannot set up the fabric's lo: {e}")))?;
 
     // Containers: spawn every agent first, then wait for them, so they start in parallel.
     let exe = "/proc/self/exe";
     let mut pending: Vec<(Child, ChildStdin)> = Vec::with_capacity(job.nodes.len());
     for n in &job.nodes {
         let mut cmd = Command::new(exe);
-        cmd.args(["run", super::AGENT_FLAG, "endpoint"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        let mut child = sys::spawn_namespaced(
-            &mut cmd,
-            CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWNS,
-        )
-        .map_err(|e| fail("namespaces", format!("cannot start a container: {e}")))?;
+        cmd.args([
+            "run",
+            super::AGENT_FLAG,
+            "endpoint",
+            super::RUN_ID_FLAG,
+            &job.run_id,
+            "--endpoint",
+            &n.name,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+        // The agent makes its own network, UTS and mount namespaces as it starts (a network
+        // namespace takes milliseconds to make): the agents make theirs in parallel instead
+        // of this loop waiting for each.
+        let mut child = sys::spawn_namespaced(&mut cmd, CloneFlags::empty())
+            .map_err(|e| fail("namespaces", format!("cannot start a container: {e}")))?;
         let Some(mut stdin) = child.stdin.take() else {
             return Err(fail("internal", "no pipe to the agent"));
         };
         let cfg = AgentConfig {
             host: n.host.clone(),
-            v4: n.v4.is_some(),
             v6: n.v6.is_some(),
-            listen: job.listen.clone(),
         };
         let line = serde_json::to_string(&cfg).map_err(|e| fail("internal", e.to_string()))?;
         stdin
             .write_all(line.as_bytes())
             .and_then(|_| stdin.write_all(b"\n"))
-            .map_err(|e| fail("boot", format!("cannot configure `{}`: {e}", n.host)))?;
+            .map_err(|e| fail("boot", format!("cannot configure `{}`: {e}", n.name)))?;
         pending.push((child, stdin));
     }
     let total = job.nodes.len();
     let mut boxes: Vec<Container> = Vec::with_capacity(total);
     for (i, (mut child, stdin)) in pending.into_iter().enumerate() {
-        let host = &job.nodes[i].host;
+        let name = &job.nodes[i].name;
         let mut ready = String::new();
         if let Some(out) = child.stdout.as_mut() {
             let _ = BufReader::new(out).read_line(&mut ready);
@@ -178,13 +212,13 @@ fn run(job: &Job) -> Result<Results, Failure> {
         if ready.trim() != "ready" {
             return Err(fail(
                 "boot",
-                format!("the agent of `{host}` did not start (see its message above)"),
+                format!("the agent of `{name}` did not start (see its message above)"),
             ));
         }
         let net = File::open(format!("/proc/{}/ns/net", child.id())).map_err(|e| {
             fail(
                 "boot",
-                format!("cannot open the namespace of `{host}`: {e}"),
+                format!("cannot open the namespace of `{name}`: {e}"),
             )
         })?;
         boxes.push(Container {
@@ -192,201 +226,167 @@ fn run(job: &Job) -> Result<Results, Failure> {
             _stdin: stdin,
             net,
         });
-        progress("boot", i + 1, total);
-    }
-    // Wiring: a veth per endpoint, its end inside the endpoint, routes both ways.
-    for (i, (n, c)) in job.nodes.iter().zip(&boxes).enumerate() {
-        let host = &n.host;
-        let name = format!("e{i}");
-        let wire = |e: std::io::Error| fail("boot", format!("cannot wire `{host}`: {e}"));
-        nl.veth(&name, "eth0", c.net.as_fd()).map_err(wire)?;
-        let here = nix::net::if_::if_nametoindex(name.as_str())
-            .map_err(|e| fail("boot", format!("veth of `{host}`: {e}")))?;
-        nl.link_up(here).map_err(wire)?;
-        if let Some(a) = n.v4 {
-            nl.route(IpAddr::V4(a), 32, here, None, false)
-                .map_err(wire)?;
-        }
-        if let Some(a) = n.v6 {
-            nl.addr(here, IpAddr::V6(GATEWAY6), 64).map_err(wire)?;
-            nl.route(IpAddr::V6(a), 128, here, None, false)
-                .map_err(wire)?;
-        }
-        // The endpoint's side, through a netlink socket opened inside its namespace.
-        sys::enter_net(&c.net).map_err(|e| fail("namespaces", e.to_string()))?;
-        let inside = Netlink::open().and_then(|nl| {
-            nix::net::if_::if_nametoindex("eth0")
-                .map(|i| (nl, i))
-                .map_err(Into::into)
-        });
-        sys::enter_net(&home).map_err(|e| fail("namespaces", e.to_string()))?;
-        let (mut ep, eth0) = inside.map_err(wire)?;
-        ep.link_up(1).and_then(|_| ep.link_up(eth0)).map_err(wire)?;
-        if let Some(a) = n.v4 {
-            ep.addr(eth0, IpAddr::V4(a), 32).map_err(wire)?;
-            ep.route(
-                IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
-                0,
-                eth0,
-                Some(IpAddr::V4(GATEWAY4)),
-                true,
-            )
-            .map_err(wire)?;
-        }
-        if let Some(a) = n.v6 {
-            ep.addr(eth0, IpAddr::V6(a), 128).map_err(wire)?;
-            ep.route(
-                IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
-                0,
-                eth0,
-                Some(IpAddr::V6(GATEWAY6)),
-                false,
-            )
-            .map_err(wire)?;
+        if (i + 1) % 64 == 0 || i + 1 == total {
+            progress("boot", i + 1, total);
         }
     }
+    let boot_ms = t0.elapsed().as_millis() as u64;
+    let watch = Watch {
+        pids: boxes.iter().map(|c| c.child.id() as i32).collect(),
+        names: job.nodes.iter().map(|n| n.name.clone()).collect(),
+        dead: std::sync::Mutex::new(Vec::new()),
+    };
+
+    // Wiring.
+    let t1 = Instant::now();
+    wire_all(job, &boxes, &home)?;
     let nets: Vec<File> = boxes
         .iter()
         .map(|c| c.net.try_clone())
         .collect::<Result<_, _>>()
         .map_err(|e| fail("internal", e.to_string()))?;
-    // Before any rule: the fabric must reach every endpoint (this also fills the neighbour
-    // tables on both sides).
-    let mut base: Vec<(usize, Target)> = Vec::new();
-    for (i, n) in job.nodes.iter().enumerate() {
-        let addrs = n.v4.map(IpAddr::V4).into_iter().chain(n.v6.map(IpAddr::V6));
-        for a in addrs {
-            base.push((
-                i,
-                Target {
-                    net: None,
-                    dst: SocketAddr::new(a, 0),
-                    kind: Kind::Echo,
-                },
-            ));
-        }
-    }
-    let mut silent: Vec<usize> = (0..base.len()).collect();
-    for _ in 0..5 {
-        let targets: Vec<Target> = silent.iter().map(|&k| base[k].1).collect();
-        let got = probe::probe_all(
-            &nets,
-            &home,
-            &targets,
-            Duration::from_millis(600),
-            20_000,
-            &mut |_, _| {},
-        )
-        .map_err(|e| fail("boot", format!("cannot probe: {e}")))?;
-        silent = silent
-            .into_iter()
-            .zip(got)
-            .filter(|(_, o)| *o != Outcome::Open)
-            .map(|(k, _)| k)
-            .collect();
-        if silent.is_empty() {
-            break;
-        }
-    }
-    if let Some(&k) = silent.first() {
-        let (i, t) = base[k];
-        return Err(fail(
-            "boot",
-            format!(
-                "the fabric is broken before any rule: `{}` does not answer at {} ({} of {} addresses silent)",
-                job.nodes[i].host,
-                t.dst.ip(),
-                silent.len(),
-                base.len()
-            ),
-        ));
-    }
-    let boot_ms = t0.elapsed().as_millis() as u64;
+    // Before any rule: the fabric must reach every endpoint.
+    check_wiring(&job.nodes)?;
+    watch.check()?;
+    let wire_ms = t1.elapsed().as_millis() as u64;
 
     // Rules: checked first, then loaded where they are enforced.
-    let t1 = Instant::now();
+    let t2 = Instant::now();
+    let mut load_notes = Vec::new();
     nft(&job.script, &["-c", "-f", "-"]).map_err(|e| fail_nft("check", e))?;
     match job.enforce {
         Enforce::Fabric => {
             nft(&job.script, &["-f", "-"]).map_err(|e| fail_nft("load", e))?;
         }
         Enforce::Endpoint => {
-            // A few loads at a time, each started from inside its endpoint's namespace.
-            for (chunk_no, chunk) in boxes.chunks(4).enumerate() {
-                let mut running = Vec::new();
-                for c in chunk {
-                    sys::enter_net(&c.net).map_err(|e| fail("namespaces", e.to_string()))?;
-                    let child = spawn_nft(&["-f", "-"]);
-                    sys::enter_net(&home).map_err(|e| fail("namespaces", e.to_string()))?;
-                    running.push(child.map_err(|e| fail_nft("load", e))?);
-                }
-                for child in running {
-                    finish_nft(child, &job.script).map_err(|e| fail_nft("load", e))?;
-                }
-                progress("load", (chunk_no * 4 + chunk.len()).min(total), total);
-            }
+            load_everywhere(job, &boxes, &home, &mut load_notes)?;
         }
     }
-    let load_ms = t1.elapsed().as_millis() as u64;
+    let load_ms = t2.elapsed().as_millis() as u64;
+    watch.check()?;
+
+    // Classification: the kernel's own lookup of every endpoint address in the class maps.
+    let t3 = Instant::now();
+    let (classes, class_mismatches) = classify(job, &nets)?;
+    let classify_ms = t3.elapsed().as_millis() as u64;
 
     // Probes.
-    let t2 = Instant::now();
-    let targets: Vec<Target> = job
-        .probes
+    let t4 = Instant::now();
+    let ends: Vec<Ends> = job
+        .nodes
         .iter()
-        .map(|p| {
-            let n = &job.nodes[p.dst as usize];
-            let ip = if p.v6 {
-                n.v6.map(IpAddr::V6)
-            } else {
-                n.v4.map(IpAddr::V4)
-            };
-            Target {
-                net: Some(p.src as usize),
-                dst: SocketAddr::new(
-                    ip.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)),
-                    p.port,
-                ),
-                kind: p.kind,
-            }
+        .map(|n| Ends { v4: n.v4, v6: n.v6 })
+        .collect();
+    let probes: Vec<probe::Probe> = wire
+        .iter()
+        .map(|w| probe::Probe {
+            src: w.src,
+            dst: w.dst,
+            v6: w.v6,
+            proto: w.proto,
+            port: w.port,
+            answer: w.answer,
         })
         .collect();
-    let wave = (nofile as usize).saturating_sub(4096).clamp(512, 30_000);
-    let timeout = Duration::from_millis(job.timeout_ms.max(50) as u64);
-    let mut outcomes = probe::probe_all(&nets, &home, &targets, timeout, wave, &mut |d, t| {
-        progress("probe", d, t)
-    })
-    .map_err(|e| fail("probe", e.to_string()))?;
-    // A timeout where the evaluator allows gets one more, slower try.
-    let again: Vec<usize> = (0..outcomes.len())
-        .filter(|&k| job.probes[k].retry && outcomes[k] == Outcome::Timeout)
+    let mut protos: [Vec<u8>; 2] = Default::default();
+    for w in wire.iter().filter(|w| w.carried) {
+        protos[usize::from(w.v6)].push(w.proto);
+    }
+    for p in &mut protos {
+        p.sort_unstable();
+        p.dedup();
+    }
+    let socks = probe::open(&nets, &home, &ends, &protos)
+        .map_err(|e| fail("probe", format!("cannot open the probe sockets: {e}")))?;
+    let timeout = Duration::from_millis(u64::from(job.timeout_ms.clamp(50, 10_000)));
+    let dports: Vec<u16> = wire
+        .iter()
+        .filter(|w| matches!(w.proto, 6 | 17 | 132))
+        .map(|w| w.port)
         .collect();
-    if !again.is_empty() {
-        let t: Vec<Target> = again.iter().map(|&k| targets[k]).collect();
-        let got = probe::probe_all(
-            &nets,
-            &home,
-            &t,
-            timeout.max(Duration::from_millis(1000)),
-            wave,
-            &mut |_, _| {},
-        )
-        .map_err(|e| fail("probe", e.to_string()))?;
-        for (k, o) in again.iter().zip(got) {
-            outcomes[*k] = o;
+    let sports = probe::source_ports(&dports);
+    let alive = || watch.alive();
+    let pass = Pass {
+        socks: &socks,
+        ends: &ends,
+        probes: &probes,
+        grace: timeout,
+        threads: threads(),
+        watch: &alive,
+        sports: &sports,
+    };
+    // Conntrack keys a connection of a protocol without ports by its two addresses alone, so
+    // a probe from b to a after an allowed one from a to b would pass as its reply: those go
+    // in a second wave, after conntrack forgets the first.
+    let waves = |list: &[u32]| -> [Vec<u32>; 2] {
+        let mut w: [Vec<u32>; 2] = Default::default();
+        for &k in list {
+            let p = &wire[k as usize];
+            let portless = !matches!(p.proto, 1 | 6 | 17 | 58 | 132);
+            w[usize::from(portless && p.src > p.dst)].push(k);
+        }
+        w
+    };
+    let carried: Vec<u32> = (0..wire.len() as u32)
+        .filter(|&k| wire[k as usize].carried)
+        .collect();
+    let mut outcomes = vec![Outcome::Unsupported; wire.len()];
+    let mut overflowed = vec![false; job.nodes.len()];
+    for (w, list) in waves(&carried).iter().enumerate() {
+        if list.is_empty() {
+            continue;
+        }
+        if w > 0 {
+            forget_connections(job, &nets, &home)?;
+        }
+        let found = pass
+            .run(list, 0, &mut |d, t| progress("probe", d, t))
+            .map_err(|e| fail("probe", e.to_string()))?;
+        watch.check()?;
+        for (&k, o) in list.iter().zip(&found.outcomes) {
+            outcomes[k as usize] = *o;
+        }
+        for (o, f) in overflowed.iter_mut().zip(found.overflowed) {
+            *o |= f;
         }
     }
-    let probe_ms = t2.elapsed().as_millis() as u64;
-    let mut notes = Vec::new();
-    let unsupported = outcomes
+    // A silence where the evaluator allows (or where a receiving socket lost packets) gets
+    // one more, slower try: a lost packet must not pass for a drop.
+    let again: Vec<u32> = carried
         .iter()
-        .filter(|o| **o == Outcome::Unsupported)
-        .count();
-    if unsupported > 0 {
-        notes.push(format!(
-            "the kernel cannot carry {unsupported} probes (no SCTP): not counted"
-        ));
+        .copied()
+        .filter(|&k| {
+            let (w, o) = (&wire[k as usize], outcomes[k as usize]);
+            let doubt = overflowed[w.dst as usize] || overflowed[w.src as usize];
+            (w.retry && o != Outcome::Open)
+                || (doubt && matches!(o, Outcome::Timeout | Outcome::NoAnswer))
+        })
+        .collect();
+    if !again.is_empty() {
+        let slow = Pass {
+            grace: timeout.max(Duration::from_millis(1000)),
+            ..pass
+        };
+        for list in waves(&again) {
+            if list.is_empty() {
+                continue;
+            }
+            forget_connections(job, &nets, &home)?;
+            let got = slow
+                .run(&list, 1, &mut |_, _| {})
+                .map_err(|e| fail("probe", e.to_string()))?;
+            watch.check()?;
+            for (&k, o) in list.iter().zip(got.outcomes) {
+                outcomes[k as usize] = o;
+            }
+        }
     }
+    let probe_ms = t4.elapsed().as_millis() as u64;
+
+    // An endpoint whose agent died is not the container the run vouches for.
+    watch.check()?;
+
+    let mut notes = load_notes;
     let counters = match job.enforce {
         Enforce::Fabric => counters(&job.table).unwrap_or_else(|e| {
             notes.push(format!("counters unavailable: {e}"));
@@ -399,6 +399,7 @@ fn run(job: &Job) -> Result<Results, Failure> {
     };
     // The agents end when their standard input closes; PID 1 of this namespace ending kills
     // whatever is left.
+    drop(watch);
     for mut c in boxes {
         drop(c._stdin);
         let _ = c.child.kill();
@@ -410,11 +411,445 @@ fn run(job: &Job) -> Result<Results, Failure> {
         counters,
         timings: Timings {
             boot_ms,
+            wire_ms,
             load_ms,
+            classify_ms,
             probe_ms,
         },
         notes,
+        classes,
+        class_mismatches,
     })
+}
+
+/// The endpoints' agents, watched: an agent that ends before the run does takes its
+/// endpoint's results with it (exit 2, naming the endpoint).
+struct Watch {
+    pids: Vec<i32>,
+    names: Vec<String>,
+    /// (endpoint, how it ended), as `waitpid` reaped them.
+    dead: std::sync::Mutex<Vec<(usize, String)>>,
+}
+
+impl Watch {
+    /// Whether every agent is still running.
+    fn alive(&self) -> bool {
+        use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+        let Ok(mut dead) = self.dead.lock() else {
+            return false;
+        };
+        for (i, &pid) in self.pids.iter().enumerate() {
+            if dead.iter().any(|(d, _)| *d == i) {
+                continue;
+            }
+            let how = match waitpid(nix::unistd::Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(_, code)) => format!("exited with status {code}"),
+                Ok(WaitStatus::Signaled(_, sig, _)) => format!("killed by {sig}"),
+                _ => continue,
+            };
+            dead.push((i, how));
+        }
+        dead.is_empty()
+    }
+
+    /// An error naming every endpoint whose agent died.
+    fn check(&self) -> Result<(), Failure> {
+        if self.alive() {
+            return Ok(());
+        }
+        let dead = self.dead.lock().map(|d| d.clone()).unwrap_or_default();
+        let list: Vec<String> = dead
+            .iter()
+            .map(|(i, how)| format!("`{}` ({how})", self.names[*i]))
+            .collect();
+        Err(fail(
+            "endpoint",
+            format!(
+                "the agent of endpoint {} died during the run: its namespace is no longer the \
+                 container the run set up, so the run reports no results",
+                list.join(", ")
+            ),
+        ))
+    }
+}
+
+/// Per-endpoint enforcement: `nft` loads the script in the first endpoint; every other endpoint
+/// gets a copy of the objects the kernel made of it (dumped over netlink and created again in
+/// one transaction), so that the script is parsed once, not once per endpoint. If the copy
+/// cannot be made, `nft` loads the script in every endpoint, one per core at a time.
+fn load_everywhere(
+    job: &Job,
+    boxes: &[Container],
+    home: &File,
+    notes: &mut Vec<String>,
+) -> Result<(), Failure> {
+    let total = boxes.len();
+    let inside = |c: &Container, what: &mut dyn FnMut() -> Result<(), Failure>| {
+        sys::enter_net(&c.net).map_err(|e| fail("namespaces", e.to_string()))?;
+        let r = what();
+        sys::enter_net(home).map_err(|e| fail("namespaces", e.to_string()))?;
+        r
+    };
+    let Some(first) = boxes.first() else {
+        return Ok(());
+    };
+    let mut child = None;
+    inside(first, &mut || {
+        child = Some(spawn_nft(&["-f", "-"]).map_err(|e| fail_nft("load", e))?);
+        Ok(())
+    })?;
+    if let Some(c) = child {
+        finish_nft(c, &job.script).map_err(|e| fail_nft("load", e))?;
+    }
+    let mut copy = None;
+    inside(first, &mut || {
+        copy = Some(NfNetlink::open().and_then(|mut nf| nf.copy_table(&job.table)));
+        Ok(())
+    })?;
+    let copy = match copy {
+        Some(Ok(c)) => Some(c),
+        Some(Err(e)) => {
+            notes.push(format!(
+                "the loaded table could not be copied ({e}): nft loaded it in every endpoint"
+            ));
+            None
+        }
+        None => None,
+    };
+    let rest = &boxes[1..];
+    if let Some(copy) = &copy {
+        let nets: Vec<&File> = rest.iter().map(|c| &c.net).collect();
+        in_each_namespace(&nets, |i| {
+            NfNetlink::open()
+                .and_then(|mut nf| nf.load_copy(copy))
+                .map_err(|e| {
+                    fail(
+                        "load",
+                        format!("cannot copy the table into endpoint {}: {e}", i + 2),
+                    )
+                })
+        })?;
+        progress("load", total, total);
+        return Ok(());
+    }
+    // One nft per core at a time, each started from inside its endpoint's namespace.
+    let par = threads().max(2);
+    for (chunk_no, chunk) in rest.chunks(par).enumerate() {
+        let mut running = Vec::new();
+        for c in chunk {
+            let mut child = None;
+            inside(c, &mut || {
+                child = Some(spawn_nft(&["-f", "-"]).map_err(|e| fail_nft("load", e))?);
+                Ok(())
+            })?;
+            running.extend(child);
+        }
+        for child in running {
+            finish_nft(child, &job.script).map_err(|e| fail_nft("load", e))?;
+        }
+        let done = (1 + chunk_no * par + chunk.len()).min(total);
+        progress("load", done, total);
+    }
+    Ok(())
+}
+
+/// Make conntrack forget every connection where the rules are (the fabric, or every
+/// endpoint).
+fn forget_connections(job: &Job, nets: &[File], home: &File) -> Result<(), Failure> {
+    let flush = || {
+        NfNetlink::open()
+            .and_then(|mut nf| nf.flush_conntrack())
+            .map_err(|e| fail("probe", format!("cannot flush conntrack: {e}")))
+    };
+    match job.enforce {
+        Enforce::Fabric => flush(),
+        Enforce::Endpoint => {
+            for net in nets {
+                sys::enter_net(net).map_err(|e| fail("namespaces", e.to_string()))?;
+                let r = flush();
+                sys::enter_net(home).map_err(|e| fail("namespaces", e.to_string()))?;
+                r?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Worker threads: one per core.
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 8))
+}
+
+/// A veth pair per endpoint, its end inside the endpoint; addresses, routes both ways and
+/// permanent neighbour entries on both sides.
+fn wire_all(job: &Job, boxes: &[Container], home: &File) -> Result<(), Failure> {
+    let mut nl = Netlink::open().map_err(|e| fail("netlink", e.to_string()))?;
+    nl.link_up(1)
+        .and_then(|_| nl.addr(1, IpAddr::V4(GATEWAY4), 32))
+        .and_then(|_| nl.flush())
+        .map_err(|e| fail("boot", format!("cannot set up the fabric's lo: {e}")))?;
+    let total = job.nodes.len();
+    for (i, (n, c)) in job.nodes.iter().zip(boxes).enumerate() {
+        let name = &n.name;
+        let wire = |e: std::io::Error| fail("boot", format!("cannot wire `{name}`: {e}"));
+        let (fab_mac, ep_mac) = macs(i);
+        let here = fabric_index(i);
+        nl.veth(
+            &format!("e{i}"),
+            here,
+            fab_mac,
+            "eth0",
+            ETH0_INDEX,
+            ep_mac,
+            c.net.as_fd(),
+        )
+        .map_err(wire)?;
+        nl.link_up(here).map_err(wire)?;
+        if let Some(a) = n.v4 {
+            nl.route(IpAddr::V4(a), 32, here, None, false)
+                .and_then(|_| nl.neigh(here, IpAddr::V4(a), ep_mac))
+                .map_err(wire)?;
+        }
+        if let Some(a) = n.v6 {
+            nl.addr(here, IpAddr::V6(GATEWAY6), 64)
+                .and_then(|_| nl.route(IpAddr::V6(a), 128, here, None, false))
+                .and_then(|_| nl.neigh(here, IpAddr::V6(a), ep_mac))
+                .map_err(wire)?;
+        }
+        nl.flush().map_err(wire)?;
+        // The endpoint's side, through a netlink socket opened inside its namespace.
+        sys::enter_net(&c.net).map_err(|e| fail("namespaces", e.to_string()))?;
+        let inside = Netlink::open();
+        sys::enter_net(home).map_err(|e| fail("namespaces", e.to_string()))?;
+        let mut ep = inside.map_err(wire)?;
+        ep.link_up(1)
+            .and_then(|_| ep.link_up(ETH0_INDEX))
+            .map_err(wire)?;
+        if let Some(a) = n.v4 {
+            ep.addr(ETH0_INDEX, IpAddr::V4(a), 32)
+                .and_then(|_| ep.neigh(ETH0_INDEX, IpAddr::V4(GATEWAY4), fab_mac))
+                .and_then(|_| {
+                    ep.route(
+                        IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                        0,
+                        ETH0_INDEX,
+                        Some(IpAddr::V4(GATEWAY4)),
+                        true,
+                    )
+                })
+                .map_err(wire)?;
+        }
+        if let Some(a) = n.v6 {
+            ep.addr(ETH0_INDEX, IpAddr::V6(a), 128)
+                .and_then(|_| ep.neigh(ETH0_INDEX, IpAddr::V6(GATEWAY6), fab_mac))
+                .and_then(|_| {
+                    ep.route(
+                        IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+                        0,
+                        ETH0_INDEX,
+                        Some(IpAddr::V6(GATEWAY6)),
+                        false,
+                    )
+                })
+                .map_err(wire)?;
+        }
+        ep.flush().map_err(wire)?;
+        if (i + 1) % 64 == 0 || i + 1 == total {
+            progress("wire", i + 1, total);
+        }
+    }
+    Ok(())
+}
+
+/// Ping every endpoint address from the fabric, every 20 ms until each has answered, for at
+/// most 5 s: a silent endpoint means the fabric is broken before any rule (exit 2). Nothing
+/// waits on neighbour resolution (the entries are permanent), so the first round trip after
+/// the links' queues are up answers.
+fn check_wiring(nodes: &[Node]) -> Result<(), Failure> {
+    let targets: Vec<(usize, IpAddr)> = nodes
+        .iter()
+        .enumerate()
+        .flat_map(|(i, n)| {
+            n.v4.map(|a| (i, IpAddr::V4(a)))
+                .into_iter()
+                .chain(n.v6.map(|a| (i, IpAddr::V6(a))))
+        })
+        .collect();
+    let open = |v6: bool| {
+        let (family, proto) = if v6 {
+            (AddressFamily::Inet6, SockProtocol::IcmpV6)
+        } else {
+            (AddressFamily::Inet, SockProtocol::Icmp)
+        };
+        socket(
+            family,
+            SockType::Datagram,
+            SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+            proto,
+        )
+    };
+    let mut socks = [None, None];
+    for (f, v6) in [(0usize, false), (1, true)] {
+        if targets.iter().any(|(_, a)| a.is_ipv6() == v6) {
+            socks[f] = Some(
+                open(v6)
+                    .map_err(|e| fail("boot", format!("cannot open an ICMP echo socket: {e}")))?,
+            );
+        }
+    }
+    let mut answered = vec![false; targets.len()];
+    let start = Instant::now();
+    let mut buf = [0u8; 256];
+    while start.elapsed() < Duration::from_secs(5) {
+        for (k, (_, a)) in targets.iter().enumerate() {
+            if answered[k] {
+                continue;
+            }
+            let ty = if a.is_ipv6() { 128 } else { 8 };
+            let seq = (k as u16).to_be_bytes();
+            let msg = [ty, 0, 0, 0, 0, 0, seq[0], seq[1], b'g', b'b', b'p', b'c'];
+            if let Some(fd) = &socks[usize::from(a.is_ipv6())] {
+                let _ = sendto(
+                    fd.as_raw_fd(),
+                    &msg,
+                    &SockaddrStorage::from(SocketAddr::new(*a, 0)),
+                    MsgFlags::MSG_DONTWAIT,
+                );
+            }
+        }
+        let round = Instant::now();
+        while round.elapsed() < Duration::from_millis(20) {
+            for fd in socks.iter().flatten() {
+                while let Ok((_, Some(from))) =
+                    recvfrom::<SockaddrStorage>(fd.as_raw_fd(), &mut buf)
+                {
+                    let ip = from
+                        .as_sockaddr_in()
+                        .map(|s| IpAddr::V4(s.ip()))
+                        .or_else(|| from.as_sockaddr_in6().map(|s| IpAddr::V6(s.ip())));
+                    if let Some(k) = targets.iter().position(|(_, a)| Some(*a) == ip) {
+                        answered[k] = true;
+                    }
+                }
+            }
+            if answered.iter().all(|a| *a) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    let silent: Vec<usize> = (0..targets.len()).filter(|&k| !answered[k]).collect();
+    match silent.first() {
+        None => Ok(()),
+        Some(&k) => {
+            let (i, a) = targets[k];
+            Err(fail(
+                "boot",
+                format!(
+                    "the fabric is broken before any rule: `{}` does not answer at {a} ({} of {} addresses silent)",
+                    nodes[i].name,
+                    silent.len(),
+                    targets.len()
+                ),
+            ))
+        }
+    }
+}
+
+/// The kernel's class of every endpoint address (the value of the class maps' element holding
+/// it), from the fabric's table or, with per-endpoint enforcement, from every endpoint's table
+/// (those that differ from the first are listed).
+#[allow(clippy::type_complexity)]
+fn classify(job: &Job, nets: &[File]) -> Result<(Vec<[Option<u32>; 2]>, Vec<String>), Failure> {
+    let v4: Vec<(usize, IpAddr)> = job
+        .nodes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, n)| n.v4.map(|a| (i, IpAddr::V4(a))))
+        .collect();
+    let v6: Vec<(usize, IpAddr)> = job
+        .nodes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, n)| n.v6.map(|a| (i, IpAddr::V6(a))))
+        .collect();
+    let lookup = |nf: &mut NfNetlink| -> Result<Vec<[Option<u32>; 2]>, Failure> {
+        let mut out = vec![[None, None]; job.nodes.len()];
+        for (f, list, map) in [(0usize, &v4, "class4"), (1, &v6, "class6")] {
+            if list.is_empty() {
+                continue;
+            }
+            let keys: Vec<IpAddr> = list.iter().map(|(_, a)| *a).collect();
+            let got = nf
+                .map_lookup(&job.table, map, &keys)
+                .map_err(|e| fail("load", format!("cannot look up the class map `{map}`: {e}")))?;
+            for ((i, _), g) in list.iter().zip(got) {
+                out[*i][f] = g;
+            }
+        }
+        Ok(out)
+    };
+    let open = || NfNetlink::open().map_err(|e| fail("netlink", e.to_string()));
+    match job.enforce {
+        Enforce::Fabric => Ok((lookup(&mut open()?)?, Vec::new())),
+        Enforce::Endpoint => {
+            let all: Vec<&File> = nets.iter().collect();
+            let tables = in_each_namespace(&all, |_| lookup(&mut open()?))?;
+            let first = tables.first().cloned().unwrap_or_default();
+            let mut mismatches = Vec::new();
+            for (n, got) in job.nodes.iter().zip(&tables).skip(1) {
+                for (i, (a, b)) in first.iter().zip(got).enumerate() {
+                    if a != b && mismatches.len() < 20 {
+                        mismatches.push(format!(
+                            "the table of `{}` classifies `{}` as {b:?}, the first endpoint's as {a:?}",
+                            n.name, job.nodes[i].name
+                        ));
+                    }
+                }
+            }
+            Ok((first, mismatches))
+        }
+    }
+}
+
+/// Run `f(i)` inside every namespace `nets[i]`, one thread per core (`setns` moves only the
+/// calling thread); the results in order, or the first failure.
+fn in_each_namespace<T: Send>(
+    nets: &[&File],
+    f: impl Fn(usize) -> Result<T, Failure> + Sync,
+) -> Result<Vec<T>, Failure> {
+    let threads = threads().min(nets.len()).max(1);
+    let results: Vec<Vec<(usize, Result<T, Failure>)>> = std::thread::scope(|scope| {
+        let f = &f;
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                scope.spawn(move || {
+                    let mut out = Vec::new();
+                    for i in (t..nets.len()).step_by(threads) {
+                        let r = sys::enter_net(nets[i])
+                            .map_err(|e| fail("namespaces", e.to_string()))
+                            .and_then(|_| f(i));
+                        let stop = r.is_err();
+                        out.push((i, r));
+                        if stop {
+                            break;
+                        }
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| vec![(0, Err(fail("internal", "a thread panicked")))])
+            })
+            .collect()
+    });
+    let mut all: Vec<(usize, Result<T, Failure>)> = results.into_iter().flatten().collect();
+    all.sort_by_key(|(i, _)| *i);
+    all.into_iter().map(|(_, r)| r).collect()
 }
 
 fn fail_nft(phase: &str, e: String) -> Failure {

@@ -56,14 +56,34 @@ pub fn preflight() -> Result<(), Failure> {
     Ok(())
 }
 
-/// Run `job` in a fabric of its own; `progress(phase, done, total)` as it goes.
-pub fn launch(job: &Job, progress: &mut dyn FnMut(&str, usize, usize)) -> Result<Results, Failure> {
+/// A name for a new run, carried in the command line of every process of it: the caller's
+/// process id and the time.
+pub fn run_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{}-{nanos}", std::process::id())
+}
+
+/// Run `job` (followed by its `probes`, [`super::wire::encode_probes`]) in a fabric of its
+/// own; `progress(phase, done, total)` as it goes.
+pub fn launch(
+    job: &Job,
+    probes: &[u8],
+    progress: &mut dyn FnMut(&str, usize, usize),
+) -> Result<Results, Failure> {
     preflight()?;
     let mut cmd = Command::new("/proc/self/exe");
-    cmd.args(["run", super::AGENT_FLAG, "fabric"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+    cmd.args([
+        "run",
+        super::AGENT_FLAG,
+        "fabric",
+        super::RUN_ID_FLAG,
+        &job.run_id,
+    ])
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit());
     let mut child =
         sys::spawn_namespaced(&mut cmd, CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWNS)
             .map_err(|e| {
@@ -80,6 +100,7 @@ pub fn launch(job: &Job, progress: &mut dyn FnMut(&str, usize, usize)) -> Result
     if let Some(i) = stdin.as_mut() {
         i.write_all(line.as_bytes())
             .and_then(|_| i.write_all(b"\n"))
+            .and_then(|_| i.write_all(probes))
             .and_then(|_| i.flush())
             .map_err(|e| {
                 fail(

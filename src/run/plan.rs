@@ -1,20 +1,54 @@
 //! The plan of a run, computed from the checked policy alone: which endpoints boot with which
-//! addresses, which ports they listen on, and the probe list with the evaluator's verdict of
-//! each probe. Pure: no system calls, the same policy always gives the same plan.
+//! addresses, the flows of the truth tables, and the probes with the evaluator's verdict and
+//! deciding rule of each. Pure: no system calls, the same policy always gives the same plan.
+//!
+//! Two plans prove the same tables (docs/run.md, "Why the class proof covers the matrix"):
+//!
+//! - **exhaustive**: one probe per cell: every ordered pair of endpoints, every flow of the
+//!   tables, in each family both ends have.
+//! - **classes** (the default): the compiled ruleset decides a new connection from the source
+//!   address's class, the destination address's class, the protocol and the port (or ICMP
+//!   type) alone. So, once the kernel is shown to classify every endpoint address as the
+//!   evaluator does (the fabric asks the kernel's own lookup of the class maps), one endpoint
+//!   per class stands for its class, and between two classes the ports (types, protocols)
+//!   split into ranges on which neither the evaluator nor the ruleset can change its answer:
+//!   the cuts are the edges of every filter entry of the contracts that apply between the two
+//!   classes, and conntrack's own boundaries between ICMP types (requests, untracked neighbour
+//!   discovery and multicast listener types, the rest). Both edges of every range are probed;
+//!   what no applicable filter names falls through the verdict maps to the intra-group set and
+//!   the default drop alike, so one probe per conntrack kind (new, invalid, untracked) covers
+//!   it. A table cell is then the result of the probes that cover it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::wire::{Kind, Listen, Node, WireProbe};
-use crate::eval::{self, Flow, Proto, Verdict};
-use crate::model::{EndpointId, EntryProto, Party, Policy};
+use super::wire::{Node, WireProbe};
+use crate::eval::{self, Flow, Proto, Reason, Verdict};
+use crate::model::{EndpointId, EntryProto, FilterEntry, GroupId, Party, Policy};
 use crate::net::Family;
 
-/// Limits of a plan.
+/// Limits and kind of a plan.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Options {
     /// Probe at most this many flows (an even sample; assertions are always probed).
     pub max_probes: Option<usize>,
+    /// One probe per cell of the tables instead of the class proof.
+    pub exhaustive: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Classes,
+    Exhaustive,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Classes => "classes",
+            Mode::Exhaustive => "exhaustive",
+        }
+    }
 }
 
 /// A booted endpoint.
@@ -26,50 +60,160 @@ pub struct PlanNode {
     pub node: Node,
 }
 
-/// One probe: a new connection from one endpoint to another, and what the evaluator says.
+/// How conntrack sees the first packet of a flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Track {
+    /// A new connection (TCP, UDP, SCTP, other protocols, ICMP requests).
+    New,
+    /// Belongs to no connection and cannot start one: dropped as invalid (ICMP replies and
+    /// errors, other ICMP types).
+    Invalid,
+    /// Not tracked at all (ICMPv6 neighbour discovery and multicast listener types).
+    Untracked,
+}
+
+impl Track {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Track::New => "new",
+            Track::Invalid => "invalid",
+            Track::Untracked => "untracked",
+        }
+    }
+}
+
+/// ICMPv6 types conntrack leaves untracked (`noct_valid_new` of the kernel).
+pub const ICMPV6_UNTRACKED: &[u8] = &[130, 131, 132, 133, 134, 135, 136, 143];
+
+/// How conntrack sees a flow's first packet.
+pub fn track(flow: Flow) -> Track {
+    match flow.proto {
+        Proto::Icmp if eval::ICMP_REQUESTS.contains(&(flow.port as u8)) => Track::New,
+        Proto::Icmp => Track::Invalid,
+        Proto::Icmpv6 if eval::ICMPV6_REQUESTS.contains(&(flow.port as u8)) => Track::New,
+        Proto::Icmpv6 if ICMPV6_UNTRACKED.contains(&(flow.port as u8)) => Track::Untracked,
+        Proto::Icmpv6 => Track::Invalid,
+        _ => Track::New,
+    }
+}
+
+/// What a probe stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Covers {
+    /// Its own cell only (the exhaustive plan, an assertion's probe).
+    Exact,
+    /// Ports (ICMP types, protocol numbers) `lo..=hi` of its protocol between the two
+    /// classes: a range on which neither the evaluator nor the ruleset changes its answer.
+    Range(u16, u16),
+    /// Every flow of this conntrack kind between the two classes that no applicable filter
+    /// names.
+    Rest(Track),
+}
+
+/// One probe: the first packet of a new connection from one endpoint to another, and what the
+/// evaluator says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Probe {
     /// Indexes into [`Plan::nodes`].
-    pub src: usize,
-    pub dst: usize,
+    pub src: u32,
+    pub dst: u32,
     pub family: Family,
     pub flow: Flow,
     pub expect: Verdict,
+    /// The evaluator's deciding rule.
+    pub reason: Reason,
+    pub covers: Covers,
+}
+
+/// The probes that cover the cells between two classes (classes plan).
+#[derive(Clone, Debug, Default)]
+struct PairCover {
+    /// (protocol, lo, hi, probes at the range's edges).
+    ranges: Vec<(Proto, u16, u16, [u32; 2])>,
+    /// Per [`Track`] (new, invalid, untracked): the probe for what no range covers.
+    rest: [Option<u32>; 3],
+}
+
+#[derive(Clone, Debug)]
+enum Cells {
+    /// Exhaustive: the first probe of each (family, source, destination); then one per flow.
+    Direct(HashMap<(u8, u32, u32), u32>),
+    /// Classes: each node's class key per family, and the cover of each pair of keys.
+    Classes {
+        keys: [Vec<Option<u32>>; 2],
+        pairs: HashMap<(u8, u32, u32), PairCover>,
+    },
+}
+
+impl Default for Cells {
+    fn default() -> Self {
+        Cells::Direct(HashMap::new())
+    }
 }
 
 #[derive(Clone, Debug, Default)]
 pub struct Plan {
+    pub mode: Option<Mode>,
     pub nodes: Vec<PlanNode>,
     /// Endpoints that are not booted, and why.
     pub skipped: Vec<String>,
-    pub listen: Listen,
-    /// The flows probed between every pair (ICMP echo stands for both families' echo).
-    pub flows: Vec<Flow>,
+    /// The flows of the truth tables, per family (IPv4, IPv6).
+    pub flows: [Vec<Flow>; 2],
     pub probes: Vec<Probe>,
-    /// Probes before sampling.
+    /// Probes of the exhaustive plan (the cells of the tables).
     pub total: usize,
-    /// What the policy names that traffic cannot show (ICMP types other than echo, other
-    /// IP protocols).
-    pub unprobed: Vec<String>,
+    /// Probes of this plan before sampling.
+    pub planned: usize,
+    /// Per family, each node's class (the evaluator's class id of its address).
+    pub classes: [Vec<Option<u32>>; 2],
+    /// Flows the plan names that the kernel cannot carry or show (reported as `~`).
+    pub uncarried: Vec<String>,
+    /// What the run does not try, and why.
+    pub unplanned: Vec<String>,
+    cells: Cells,
+    /// Sampling: plan index to probe index (`u32::MAX`: not probed).
+    remap: Option<Vec<u32>>,
+    /// Assertion probes: (family, source, destination, flow) to probe index.
+    exact: HashMap<(u8, u32, u32, Flow), u32>,
+    /// The same, by pair: (flow number, probe index).
+    exact_pairs: HashMap<(u8, u32, u32), Vec<(u32, u32)>>,
+}
+
+/// The probes of one cell (at most the two edges of a range and an assertion's own probe).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Cell {
+    probes: [u32; 3],
+    n: u8,
+}
+
+impl Cell {
+    fn push(&mut self, k: u32) {
+        if self.as_slice().contains(&k) || usize::from(self.n) >= self.probes.len() {
+            return;
+        }
+        self.probes[usize::from(self.n)] = k;
+        self.n += 1;
+    }
+
+    pub fn as_slice(&self) -> &[u32] {
+        &self.probes[..usize::from(self.n)]
+    }
 }
 
 /// Why a policy cannot be booted.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlanError(pub String);
 
-/// The first port at or above 40000 that no filter names, nor its neighbours.
-fn unnamed_port(ranges: &[(u16, u16)]) -> u16 {
-    (40_000..=u16::MAX)
-        .find(|&n| {
-            let n = n as u32;
-            ranges
-                .iter()
-                .all(|&(lo, hi)| n + 1 < lo as u32 || n > hi as u32 + 1)
-        })
-        .unwrap_or(40_000)
+fn fam_index(f: Family) -> usize {
+    match f {
+        Family::V4 => 0,
+        Family::V6 => 1,
+    }
 }
 
-/// The echo flow of a family.
+const FAMILIES: [Family; 2] = [Family::V4, Family::V6];
+
+/// The echo request flow of a family.
 pub fn echo(family: Family) -> Flow {
     match family {
         Family::V4 => Flow {
@@ -83,44 +227,298 @@ pub fn echo(family: Family) -> Flow {
     }
 }
 
-fn bootable(ip: IpAddr) -> Result<(), &'static str> {
-    let bad = match ip {
+/// Why an address cannot be an endpoint of a run, if it cannot: the kernel would not route it
+/// between namespaces, or the fabric uses it.
+pub fn unbootable(ip: IpAddr) -> Option<&'static str> {
+    match ip {
         IpAddr::V4(a) => {
             if a.is_loopback() {
                 Some("loopback")
             } else if a.is_link_local() {
                 Some("link-local (the fabric uses 169.254.1.1)")
-            } else if a.is_multicast() || a.is_broadcast() {
-                Some("multicast or broadcast")
-            } else if a.is_unspecified() || a.octets()[0] == 0 {
-                Some("unspecified")
+            } else if a.is_multicast() {
+                Some("multicast")
+            } else if a.is_broadcast() {
+                Some("the broadcast address")
+            } else if a.octets()[0] == 0 {
+                Some("in 0.0.0.0/8 (unspecified, \"this network\")")
             } else {
                 None
             }
         }
         IpAddr::V6(a) => {
+            let s = a.segments();
             if a.is_loopback() {
                 Some("loopback")
-            } else if a.segments()[0] & 0xffc0 == 0xfe80 {
+            } else if a.is_unspecified() {
+                Some("unspecified")
+            } else if s[0] & 0xffc0 == 0xfe80 {
                 Some("link-local (the fabric uses fe80::1)")
             } else if a.is_multicast() {
                 Some("multicast")
-            } else if a.is_unspecified() {
-                Some("unspecified")
+            } else if a.to_ipv4_mapped().is_some() {
+                Some("IPv4-mapped (::ffff:0:0/96 never appears on the wire)")
+            } else if s[..6] == [0; 6] {
+                Some("IPv4-compatible (::/96, deprecated; the kernel would tunnel it)")
             } else {
                 None
             }
         }
+    }
+}
+
+/// Whether the kernel can carry a flow and show its arrival: not an IPv6 extension header
+/// (0, 43, 44, 51, 60), no next header (59), not IPPROTO_RAW (255), and for IPv4 not 0.
+fn carried(family: Family, flow: Flow) -> bool {
+    match (family, flow.proto) {
+        (Family::V4, Proto::Other(n)) => !matches!(n, 0 | 255),
+        (Family::V6, Proto::Other(n)) => !matches!(n, 0 | 43 | 44 | 51 | 59 | 60 | 255),
+        _ => true,
+    }
+}
+
+/// Whether the destination's kernel answers the probe (the answer must come back).
+fn answered(flow: Flow) -> bool {
+    matches!(flow.proto, Proto::Tcp | Proto::Udp)
+        || (flow.proto == Proto::Icmp && flow.port == 8)
+        || (flow.proto == Proto::Icmpv6 && flow.port == 128)
+}
+
+/// The first port at or above 40000 that no filter names, nor its neighbours.
+fn unnamed_port(ranges: &[(u16, u16)]) -> u16 {
+    (40_000..=u16::MAX)
+        .find(|&n| {
+            let n = u32::from(n);
+            ranges
+                .iter()
+                .all(|&(lo, hi)| n + 1 < u32::from(lo) || n > u32::from(hi) + 1)
+        })
+        .unwrap_or(40_000)
+}
+
+/// The protocol spaces of a family's flows, in table order.
+fn spaces(family: Family) -> [(Proto, u16); 5] {
+    let icmp = match family {
+        Family::V4 => Proto::Icmp,
+        Family::V6 => Proto::Icmpv6,
     };
-    match bad {
-        Some(why) => Err(why),
-        None => Ok(()),
+    [
+        (Proto::Tcp, u16::MAX),
+        (Proto::Udp, u16::MAX),
+        (Proto::Sctp, u16::MAX),
+        (icmp, 255),
+        (Proto::Other(0), 255),
+    ]
+}
+
+/// The space a flow's protocol is in (other protocols share one).
+fn space_of(p: Proto) -> Proto {
+    match p {
+        Proto::Other(_) => Proto::Other(0),
+        p => p,
+    }
+}
+
+/// The value of a flow within its space (a protocol number for other protocols).
+fn value(f: Flow) -> u16 {
+    match f.proto {
+        Proto::Other(n) => u16::from(n),
+        _ => f.port,
+    }
+}
+
+/// Whether a filter entry speaks about a protocol space.
+fn entry_in(e: &FilterEntry, space: Proto) -> bool {
+    match e.proto {
+        EntryProto::Ip => true,
+        EntryProto::Tcp => space == Proto::Tcp,
+        EntryProto::Udp => space == Proto::Udp,
+        EntryProto::Sctp => space == Proto::Sctp,
+        EntryProto::Icmp => space == Proto::Icmp,
+        EntryProto::Icmpv6 => space == Proto::Icmpv6,
+    }
+}
+
+/// Conntrack's own boundaries in an ICMP space: (first, last) of each run of types that
+/// conntrack treats alike and differently from their neighbours.
+fn track_runs(space: Proto) -> Vec<(u16, u16)> {
+    let (requests, untracked): (&[u8], &[u8]) = match space {
+        Proto::Icmp => (eval::ICMP_REQUESTS, &[]),
+        Proto::Icmpv6 => (eval::ICMPV6_REQUESTS, ICMPV6_UNTRACKED),
+        _ => return Vec::new(),
+    };
+    let mut runs: Vec<(u16, u16)> = requests.iter().map(|&t| (t.into(), t.into())).collect();
+    for &t in untracked {
+        match runs.last_mut() {
+            Some((_, hi)) if *hi + 1 == u16::from(t) && untracked.contains(&(*hi as u8)) => {
+                *hi = t.into()
+            }
+            _ => runs.push((t.into(), t.into())),
+        }
+    }
+    runs
+}
+
+/// The flows of the truth tables, per family.
+fn table_flows(p: &Policy) -> [Vec<Flow>; 2] {
+    let mut ports: [BTreeSet<u16>; 3] = Default::default();
+    let mut icmp: [BTreeSet<u16>; 2] = Default::default();
+    let mut other: BTreeSet<u8> = BTreeSet::new();
+    let mut named_ranges: Vec<(u16, u16)> = Vec::new();
+    let mut sctp = false;
+    let edges = |set: &mut BTreeSet<u16>, lo: u16, hi: u16, max: u16| {
+        set.insert(lo);
+        set.insert(hi);
+        if lo > 0 {
+            set.insert(lo - 1);
+        }
+        if hi < max {
+            set.insert(hi + 1);
+        }
+    };
+    for f in &p.filters {
+        for e in &f.entries {
+            let slots: Vec<usize> = match e.proto {
+                EntryProto::Tcp => vec![0],
+                EntryProto::Udp => vec![1],
+                EntryProto::Sctp => vec![2],
+                EntryProto::Icmp => vec![3],
+                EntryProto::Icmpv6 => vec![4],
+                EntryProto::Ip => vec![0, 1, 2, 3, 4, 5],
+            };
+            for slot in slots {
+                match slot {
+                    0..=2 => {
+                        sctp |= slot == 2;
+                        let set = &mut ports[slot];
+                        set.insert(0);
+                        set.insert(u16::MAX);
+                        if e.proto == EntryProto::Ip || e.ranges.is_empty() {
+                            continue;
+                        }
+                        for &(lo, hi) in &e.ranges {
+                            named_ranges.push((lo, hi));
+                            edges(set, lo, hi, u16::MAX);
+                        }
+                    }
+                    3 | 4 => {
+                        let set = &mut icmp[slot - 3];
+                        let space = if slot == 3 {
+                            Proto::Icmp
+                        } else {
+                            Proto::Icmpv6
+                        };
+                        let ranges: &[(u16, u16)] =
+                            if e.proto == EntryProto::Ip || e.ranges.is_empty() {
+                                &[(0, 255)]
+                            } else {
+                                &e.ranges
+                            };
+                        for &(lo, hi) in ranges {
+                            edges(set, lo, hi, 255);
+                            // Conntrack's boundaries inside the range (and just outside).
+                            for (a, b) in track_runs(space) {
+                                if b + 1 >= lo && a <= hi.saturating_add(1) {
+                                    edges(set, a, b, 255);
+                                }
+                            }
+                        }
+                        set.retain(|&t| t <= 255);
+                    }
+                    _ => {
+                        other.insert(47);
+                        other.insert(253);
+                    }
+                }
+            }
+        }
+    }
+    for a in &p.asserts {
+        match a.flow.proto {
+            Proto::Tcp => {
+                ports[0].insert(a.flow.port);
+            }
+            Proto::Udp => {
+                ports[1].insert(a.flow.port);
+            }
+            Proto::Sctp => {
+                sctp = true;
+                ports[2].insert(a.flow.port);
+            }
+            Proto::Icmp => {
+                icmp[0].insert(a.flow.port);
+            }
+            Proto::Icmpv6 => {
+                icmp[1].insert(a.flow.port);
+            }
+            Proto::Other(n) => {
+                other.insert(n);
+            }
+        }
+    }
+    let unnamed = unnamed_port(&named_ranges);
+    for (slot, set) in ports.iter_mut().enumerate() {
+        if slot < 2 || sctp {
+            set.insert(unnamed);
+        }
+    }
+    icmp[0].insert(8);
+    icmp[1].insert(128);
+    let mut out: [Vec<Flow>; 2] = Default::default();
+    for family in FAMILIES {
+        let list = &mut out[fam_index(family)];
+        for (proto, set) in [
+            (Proto::Tcp, &ports[0]),
+            (Proto::Udp, &ports[1]),
+            (Proto::Sctp, &ports[2]),
+        ] {
+            list.extend(set.iter().map(|&port| Flow { proto, port }));
+        }
+        let (proto, set) = match family {
+            Family::V4 => (Proto::Icmp, &icmp[0]),
+            Family::V6 => (Proto::Icmpv6, &icmp[1]),
+        };
+        list.extend(set.iter().map(|&port| Flow { proto, port }));
+        list.extend(other.iter().map(|&n| Flow {
+            proto: Proto::from_number(n),
+            port: 0,
+        }));
+    }
+    out
+}
+
+/// The evaluator's verdict and deciding rule of a flow in `family` between two group sets
+/// (with the applicable contracts already computed). The plan only probes flows of the family
+/// (`flow_in_family`); a flow of the other family is no connection, and no packet of it can be
+/// let through: denied by default.
+fn judge(
+    p: &Policy,
+    app: &[(crate::model::ContractId, GroupId, GroupId)],
+    src: &[GroupId],
+    dst: &[GroupId],
+    family: Family,
+    flow: Flow,
+) -> (Verdict, Reason) {
+    let fam = eval::Families::of(family);
+    match eval::Conn::new(eval::End::new(src, fam), eval::End::new(dst, fam), flow) {
+        Ok(conn) => {
+            let d = eval::decide_with(p, app, &conn);
+            (d.verdict, d.reason)
+        }
+        Err(_) => (Verdict::Deny, Reason::Default),
     }
 }
 
 /// Plan a run of `p` (a policy without errors).
 pub fn plan(p: &Policy, o: &Options) -> Result<Plan, PlanError> {
-    let mut out = Plan::default();
+    let mut out = Plan {
+        mode: Some(if o.exhaustive {
+            Mode::Exhaustive
+        } else {
+            Mode::Classes
+        }),
+        ..Plan::default()
+    };
     let mut seen: BTreeSet<IpAddr> = BTreeSet::new();
     for (i, e) in p.endpoints.iter().enumerate() {
         let name = p.endpoint_name(EndpointId(i as u32));
@@ -128,7 +526,7 @@ pub fn plan(p: &Policy, o: &Options) -> Result<Plan, PlanError> {
         let mut v6: Option<Ipv6Addr> = None;
         for c in e.addrs.iter().filter(|c| c.is_host()) {
             let ip = c.ip();
-            if let Err(why) = bootable(ip) {
+            if let Some(why) = unbootable(ip) {
                 return Err(PlanError(format!(
                     "endpoint `{name}` cannot be booted at {ip}: the address is {why}"
                 )));
@@ -150,159 +548,379 @@ pub fn plan(p: &Policy, o: &Options) -> Result<Plan, PlanError> {
         }
         out.nodes.push(PlanNode {
             endpoint: EndpointId(i as u32),
-            name,
+            name: name.clone(),
             node: Node {
                 host: e.name.clone(),
+                name,
                 v4,
                 v6,
             },
         });
     }
-
-    // Ports: every edge of every range, the ports just outside, and one nothing names.
-    let mut ports: [BTreeSet<u16>; 3] = Default::default();
-    let mut all_ranges: Vec<(u16, u16)> = Vec::new();
-    let mut sctp_named = false;
-    let mut unprobed: BTreeSet<String> = BTreeSet::new();
-    for f in &p.filters {
-        for e in &f.entries {
-            let slot = match e.proto {
-                EntryProto::Tcp => 0,
-                EntryProto::Udp => 1,
-                EntryProto::Sctp => {
-                    sctp_named = true;
-                    2
-                }
-                EntryProto::Icmp | EntryProto::Icmpv6 => {
-                    let echo_type = if e.proto == EntryProto::Icmp { 8 } else { 128 };
-                    let other = e.ranges.is_empty()
-                        || e.ranges
-                            .iter()
-                            .any(|&(lo, hi)| lo != echo_type || hi != echo_type);
-                    if other {
-                        unprobed.insert(format!(
-                            "filter `{}`: {} types other than echo-request (only echo is probed)",
-                            f.name,
-                            if e.proto == EntryProto::Icmp {
-                                "icmp"
-                            } else {
-                                "icmpv6"
-                            }
-                        ));
-                    }
-                    continue;
-                }
-                EntryProto::Ip => {
-                    unprobed.insert(format!(
-                        "filter `{}`: IP protocols other than tcp, udp and ICMP echo",
-                        f.name
-                    ));
-                    continue;
-                }
-            };
-            let ranges: &[(u16, u16)] = if e.ranges.is_empty() {
-                &[(1, u16::MAX)]
-            } else {
-                &e.ranges
-            };
-            for &(lo, hi) in ranges {
-                all_ranges.push((lo, hi));
-                let set = &mut ports[slot];
-                set.insert(lo);
-                set.insert(hi);
-                if let Some(x) = lo.checked_sub(1) {
-                    set.insert(x);
-                }
-                if let Some(x) = hi.checked_add(1) {
-                    set.insert(x);
-                }
+    out.flows = table_flows(p);
+    for family in FAMILIES {
+        for f in &out.flows[fam_index(family)] {
+            if !carried(family, *f) {
+                out.uncarried.push(format!(
+                    "{f} over {}: not an upper-layer protocol the kernel can carry and show",
+                    family.as_str()
+                ));
             }
         }
     }
-    // Assertions between booted endpoints are probed whatever the filters name.
-    for a in &p.asserts {
-        let slot = match a.flow.proto {
-            Proto::Tcp => 0,
-            Proto::Udp => 1,
-            Proto::Sctp => {
-                sctp_named = true;
-                2
-            }
-            _ => continue,
-        };
-        ports[slot].insert(a.flow.port);
+    let n = out.nodes.len();
+    for family in FAMILIES {
+        out.classes[fam_index(family)] = out
+            .nodes
+            .iter()
+            .map(|nd| addr_of(&nd.node, family).map(|a| p.classes.class_of(family, a)))
+            .collect();
     }
-    let unnamed = unnamed_port(&all_ranges);
-    for (slot, set) in ports.iter_mut().enumerate() {
-        if slot < 2 || sctp_named {
-            set.insert(unnamed);
-        }
-        set.remove(&0);
-    }
-    out.listen = Listen {
-        tcp: ports[0].iter().copied().collect(),
-        udp: ports[1].iter().copied().collect(),
-        sctp: ports[2].iter().copied().collect(),
+    // The cells of the tables.
+    let pairs_of = |family: Family| -> usize {
+        let k = out
+            .nodes
+            .iter()
+            .filter(|nd| addr_of(&nd.node, family).is_some())
+            .count();
+        k * k.saturating_sub(1)
     };
-    let mut flows: Vec<Flow> = Vec::new();
-    for (proto, list) in [
-        (Proto::Tcp, &out.listen.tcp),
-        (Proto::Udp, &out.listen.udp),
-        (Proto::Sctp, &out.listen.sctp),
-    ] {
-        flows.extend(list.iter().map(|&port| Flow { proto, port }));
+    out.total = FAMILIES
+        .iter()
+        .map(|&f| pairs_of(f) * out.flows[fam_index(f)].len())
+        .sum();
+    let node_groups: Vec<&[GroupId]> = out
+        .nodes
+        .iter()
+        .map(|nd| p.endpoint(nd.endpoint).groups.as_slice())
+        .collect();
+    let groups = |i: usize| node_groups[i];
+    let mut probes: Vec<Probe> = Vec::new();
+    if o.exhaustive {
+        let mut base = HashMap::new();
+        for a in 0..n {
+            for b in 0..n {
+                if a == b {
+                    continue;
+                }
+                let (sg, dg) = (groups(a), groups(b));
+                let app = eval::applicable(p, sg, dg);
+                for family in FAMILIES {
+                    if addr_of(&out.nodes[a].node, family).is_none()
+                        || addr_of(&out.nodes[b].node, family).is_none()
+                    {
+                        continue;
+                    }
+                    base.insert(
+                        (fam_index(family) as u8, a as u32, b as u32),
+                        probes.len() as u32,
+                    );
+                    for &flow in &out.flows[fam_index(family)] {
+                        let (expect, reason) = judge(p, &app, sg, dg, family, flow);
+                        probes.push(Probe {
+                            src: a as u32,
+                            dst: b as u32,
+                            family,
+                            flow,
+                            expect,
+                            reason,
+                            covers: Covers::Exact,
+                        });
+                    }
+                }
+            }
+        }
+        out.cells = Cells::Direct(base);
+    } else {
+        // Class keys: nodes whose address has the same class and who have the same groups.
+        let mut keys: [Vec<Option<u32>>; 2] = Default::default();
+        let mut reps: [Vec<usize>; 2] = Default::default();
+        for family in FAMILIES {
+            let f = fam_index(family);
+            let mut ids: HashMap<(u32, &[GroupId]), u32> = HashMap::new();
+            for i in 0..n {
+                let k = out.classes[f][i].map(|c| {
+                    *ids.entry((c, groups(i))).or_insert_with(|| {
+                        reps[f].push(i);
+                        (reps[f].len() - 1) as u32
+                    })
+                });
+                keys[f].push(k);
+            }
+        }
+        let mut pairs = HashMap::new();
+        for family in FAMILIES {
+            let f = fam_index(family);
+            let flows = &out.flows[f];
+            for (ka, &a) in reps[f].iter().enumerate() {
+                for (kb, &b) in reps[f].iter().enumerate() {
+                    if ka == kb {
+                        // One class: probe between two of its members, if it has two.
+                        let Some(b2) = (0..n).find(|&j| j != a && keys[f][j] == Some(ka as u32))
+                        else {
+                            continue;
+                        };
+                        let cover = cover_pair(p, family, flows, a, b2, groups, &mut probes);
+                        pairs.insert((f as u8, ka as u32, kb as u32), cover);
+                        continue;
+                    }
+                    let cover = cover_pair(p, family, flows, a, b, groups, &mut probes);
+                    pairs.insert((f as u8, ka as u32, kb as u32), cover);
+                }
+            }
+        }
+        out.cells = Cells::Classes { keys, pairs };
     }
-    flows.push(echo(Family::V4));
-    out.flows = flows;
-    out.unprobed = unprobed.into_iter().collect();
-
-    // Every ordered pair with a common family, every flow.
-    let mut probes = Vec::new();
-    for (si, s) in out.nodes.iter().enumerate() {
-        let sg = &p.endpoint(s.endpoint).groups;
-        for (di, d) in out.nodes.iter().enumerate() {
-            if si == di {
+    // Every assertion between booted endpoints gets its own probe (or the plan's probe of
+    // exactly that flow between exactly those two, if it has one).
+    let mut asserted: BTreeSet<(u32, u32)> = BTreeSet::new();
+    for a in &p.asserts {
+        if let (Some((s, _)), Some((d, _))) = (
+            party_node(&out.nodes, &a.from),
+            party_node(&out.nodes, &a.to),
+        ) {
+            asserted.insert((s as u32, d as u32));
+        }
+    }
+    let mut same: HashMap<(u8, u32, u32, Flow), u32> = HashMap::new();
+    if !o.exhaustive {
+        for (k, pr) in probes.iter().enumerate() {
+            if asserted.contains(&(pr.src, pr.dst)) {
+                same.entry((fam_index(pr.family) as u8, pr.src, pr.dst, pr.flow))
+                    .or_insert(k as u32);
+            }
+        }
+    }
+    for a in &p.asserts {
+        let (Some((s, sf)), Some((d, df))) = (
+            party_node(&out.nodes, &a.from),
+            party_node(&out.nodes, &a.to),
+        ) else {
+            continue;
+        };
+        if s == d {
+            continue;
+        }
+        for family in FAMILIES {
+            if sf.is_some_and(|x| x != family)
+                || df.is_some_and(|x| x != family)
+                || addr_of(&out.nodes[s].node, family).is_none()
+                || addr_of(&out.nodes[d].node, family).is_none()
+                || !flow_in_family(a.flow, family)
+            {
                 continue;
             }
-            let dg = &p.endpoint(d.endpoint).groups;
+            let key = (fam_index(family) as u8, s as u32, d as u32, a.flow);
+            if out.exact.contains_key(&key) {
+                continue;
+            }
+            if let Some(k) = out
+                .plan_cell(family, s, d, a.flow)
+                .or(same.get(&key).copied())
+            {
+                out.exact.insert(key, k);
+                continue;
+            }
+            let (sg, dg) = (groups(s), groups(d));
             let app = eval::applicable(p, sg, dg);
-            for family in [Family::V4, Family::V6] {
-                let both = match family {
-                    Family::V4 => s.node.v4.is_some() && d.node.v4.is_some(),
-                    Family::V6 => s.node.v6.is_some() && d.node.v6.is_some(),
-                };
-                if !both {
-                    continue;
+            let (expect, reason) = judge(p, &app, sg, dg, family, a.flow);
+            out.exact.insert(key, probes.len() as u32);
+            probes.push(Probe {
+                src: s as u32,
+                dst: d as u32,
+                family,
+                flow: a.flow,
+                expect,
+                reason,
+                covers: Covers::Exact,
+            });
+        }
+    }
+    for (&(f, a, b, flow), &k) in &out.exact {
+        if let Some(fi) = out.flows[usize::from(f)].iter().position(|x| *x == flow) {
+            out.exact_pairs
+                .entry((f, a, b))
+                .or_default()
+                .push((fi as u32, k));
+        }
+    }
+    for list in out.exact_pairs.values_mut() {
+        list.sort_unstable();
+    }
+    out.planned = probes.len();
+    out.probes = match o.max_probes {
+        Some(max) if probes.len() > max => {
+            let keep = sample(&out.exact, probes.len(), max);
+            let mut remap = vec![u32::MAX; probes.len()];
+            let mut kept = Vec::new();
+            for (i, pr) in probes.into_iter().enumerate() {
+                if keep[i] {
+                    remap[i] = kept.len() as u32;
+                    kept.push(pr);
                 }
-                for &f in &out.flows {
-                    let flow = if f.proto == Proto::Icmp {
-                        echo(family)
-                    } else {
-                        f
-                    };
-                    let fam = eval::Families::of(family);
-                    let ends = (eval::End::new(sg, fam), eval::End::new(dg, fam));
-                    let Ok(conn) = eval::Conn::new(ends.0, ends.1, flow) else {
-                        continue; // a protocol of the other family
-                    };
-                    let expect = eval::decide_with(p, &app, &conn).verdict;
-                    probes.push(Probe {
-                        src: si,
-                        dst: di,
-                        family,
-                        flow,
-                        expect,
-                    });
+            }
+            out.remap = Some(remap);
+            kept
+        }
+        _ => probes,
+    };
+    out.unplanned = unplanned(p, &out);
+    Ok(out)
+}
+
+fn flow_in_family(flow: Flow, family: Family) -> bool {
+    !matches!(
+        (flow.proto, family),
+        (Proto::Icmp, Family::V6) | (Proto::Icmpv6, Family::V4)
+    )
+}
+
+fn addr_of(n: &Node, family: Family) -> Option<u128> {
+    match family {
+        Family::V4 => n.v4.map(|a| u128::from(u32::from(a))),
+        Family::V6 => n.v6.map(u128::from),
+    }
+}
+
+/// The probes between two classes (represented by endpoints `a` and `b`): both edges of every
+/// range of every space an applicable filter names, and one probe per conntrack kind for
+/// what no range covers.
+fn cover_pair<'p>(
+    p: &'p Policy,
+    family: Family,
+    flows: &[Flow],
+    a: usize,
+    b: usize,
+    groups: impl Fn(usize) -> &'p [GroupId],
+    probes: &mut Vec<Probe>,
+) -> PairCover {
+    let (sg, dg) = (groups(a), groups(b));
+    let app = eval::applicable(p, sg, dg);
+    let mut cover = PairCover::default();
+    let push = |flow: Flow, covers: Covers, probes: &mut Vec<Probe>| -> u32 {
+        let (expect, reason) = judge(p, &app, sg, dg, family, flow);
+        probes.push(Probe {
+            src: a as u32,
+            dst: b as u32,
+            family,
+            flow,
+            expect,
+            reason,
+            covers,
+        });
+        (probes.len() - 1) as u32
+    };
+    let mut covered = vec![false; flows.len()];
+    for (space, max) in spaces(family).into_iter().filter(|_| !app.is_empty()) {
+        // The entries of the applicable contracts about this space.
+        let mut cuts: BTreeSet<u32> = BTreeSet::new();
+        let mut named = false;
+        for &(c, _, _) in &app {
+            for s in &p.contract(c).subjects {
+                for &(fid, _) in &s.filters {
+                    for e in &p.filter(fid).entries {
+                        if !entry_in(e, space) {
+                            continue;
+                        }
+                        named = true;
+                        if e.proto == EntryProto::Ip {
+                            continue;
+                        }
+                        for &(lo, hi) in &e.ranges {
+                            cuts.insert(lo.into());
+                            cuts.insert(u32::from(hi) + 1);
+                        }
+                    }
                 }
             }
         }
+        if !named {
+            continue;
+        }
+        for (lo, hi) in track_runs(space) {
+            cuts.insert(lo.into());
+            cuts.insert(u32::from(hi) + 1);
+        }
+        cuts.insert(0);
+        let cuts: Vec<u32> = cuts.into_iter().filter(|&c| c <= u32::from(max)).collect();
+        for (i, &lo) in cuts.iter().enumerate() {
+            let hi = cuts.get(i + 1).map_or(u32::from(max), |n| n - 1);
+            let (lo, hi) = (lo as u16, hi as u16);
+            let inside: Vec<usize> = flows
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| space_of(f.proto) == space && (lo..=hi).contains(&value(**f)))
+                .map(|(k, _)| k)
+                .collect();
+            let (Some(&first), Some(&last)) = (inside.first(), inside.last()) else {
+                continue;
+            };
+            for &k in &inside {
+                covered[k] = true;
+            }
+            let x = push(flows[first], Covers::Range(lo, hi), probes);
+            let y = if last == first {
+                x
+            } else {
+                push(flows[last], Covers::Range(lo, hi), probes)
+            };
+            cover.ranges.push((space, lo, hi, [x, y]));
+        }
     }
-    out.total = probes.len();
-    out.probes = match o.max_probes {
-        Some(max) if probes.len() > max => sample(p, &out.nodes, probes, max),
-        _ => probes,
-    };
-    Ok(out)
+    for (k, f) in flows.iter().enumerate() {
+        if covered[k] {
+            continue;
+        }
+        let t = track(*f) as usize;
+        if cover.rest[t].is_none() {
+            cover.rest[t] = Some(push(*f, Covers::Rest(track(*f)), probes));
+        }
+    }
+    cover
+}
+
+/// Keep every assertion probe and an even spread of `max` probes.
+fn sample(exact: &HashMap<(u8, u32, u32, Flow), u32>, n: usize, max: usize) -> Vec<bool> {
+    let mut keep = vec![false; n];
+    for &k in exact.values() {
+        keep[k as usize] = true;
+    }
+    for i in 0..max {
+        if let Some(k) = keep.get_mut(i * n / max) {
+            *k = true;
+        }
+    }
+    keep
+}
+
+/// What the run does not try, and why.
+fn unplanned(p: &Policy, plan: &Plan) -> Vec<String> {
+    let mut out = Vec::new();
+    let prefixes = p
+        .groups
+        .iter()
+        .filter(|g| !g.nets.is_empty() && g.endpoints.is_empty())
+        .count();
+    if prefixes > 0 {
+        out.push(format!(
+            "{prefixes} group{} with prefixes but no endpoint: no address of them is booted \
+             (`gbpc compile` tests classify every prefix against the evaluator)",
+            if prefixes == 1 { "" } else { "s" }
+        ));
+    }
+    out.push(
+        "ports (ICMP types, protocol numbers) other than the tables' columns: each column \
+         stands for the range it is an edge of"
+            .into(),
+    );
+    if plan.probes.len() < plan.planned {
+        out.push(format!(
+            "{} of {} probes (an even sample, every assertion kept)",
+            plan.probes.len(),
+            plan.planned
+        ));
+    }
+    out
 }
 
 /// The node an assertion's party stands for, if it was booted.
@@ -324,71 +942,151 @@ pub fn party_node(nodes: &[PlanNode], party: &Party) -> Option<(usize, Option<Fa
     }
 }
 
-/// An even spread of `max` probes, plus every probe an assertion needs.
-fn sample(p: &Policy, nodes: &[PlanNode], probes: Vec<Probe>, max: usize) -> Vec<Probe> {
-    let mut keep = vec![false; probes.len()];
-    for a in &p.asserts {
-        let (Some((s, sf)), Some((d, df))) = (party_node(nodes, &a.from), party_node(nodes, &a.to))
-        else {
-            continue;
+impl Plan {
+    /// The plan index of the exhaustive probe of a cell (before sampling).
+    fn plan_cell(&self, family: Family, a: usize, b: usize, flow: Flow) -> Option<u32> {
+        let Cells::Direct(base) = &self.cells else {
+            return None;
         };
-        for (i, pr) in probes.iter().enumerate() {
-            if pr.src == s
-                && pr.dst == d
-                && pr.flow == a.flow
-                && sf.is_none_or(|f| f == pr.family)
-                && df.is_none_or(|f| f == pr.family)
-            {
-                keep[i] = true;
+        let f = fam_index(family);
+        let fi = self.flows[f].iter().position(|x| *x == flow)?;
+        base.get(&(f as u8, a as u32, b as u32))
+            .map(|&k| k + fi as u32)
+    }
+
+    fn probe_index(&self, plan_index: u32) -> Option<u32> {
+        match &self.remap {
+            None => Some(plan_index),
+            Some(r) => r
+                .get(plan_index as usize)
+                .copied()
+                .filter(|&k| k != u32::MAX),
+        }
+    }
+
+    /// The probes that prove the cell (family, source `a`, destination `b`, flow number `fi`
+    /// of the family's table flows): empty where nothing was planned or sampled.
+    pub fn covering(&self, family: Family, a: usize, b: usize, fi: usize) -> Vec<u32> {
+        self.pair_cells(family, a, b)
+            .into_iter()
+            .nth(fi)
+            .unwrap_or_default()
+    }
+
+    /// The probes of every cell between two nodes in a family, per flow of the family's table
+    /// flows (one lookup per pair: the tables of thousands of endpoints).
+    pub fn pair_cells(&self, family: Family, a: usize, b: usize) -> Vec<Vec<u32>> {
+        let mut out = Vec::new();
+        self.pair_cells_into(family, a, b, &mut out);
+        out.iter().map(|c| c.as_slice().to_vec()).collect()
+    }
+
+    /// [`Plan::pair_cells`] into a reused buffer.
+    pub fn pair_cells_into(&self, family: Family, a: usize, b: usize, out: &mut Vec<Cell>) {
+        let f = fam_index(family);
+        let flows = &self.flows[f];
+        out.clear();
+        out.resize(flows.len(), Cell::default());
+        match &self.cells {
+            Cells::Direct(base) => {
+                if let Some(&k) = base.get(&(f as u8, a as u32, b as u32)) {
+                    for (fi, cell) in out.iter_mut().enumerate() {
+                        if let Some(k) = self.probe_index(k + fi as u32) {
+                            cell.push(k);
+                        }
+                    }
+                }
+            }
+            Cells::Classes { keys, pairs } => {
+                let (Some(Some(ka)), Some(Some(kb))) = (keys[f].get(a), keys[f].get(b)) else {
+                    return;
+                };
+                let Some(c) = pairs.get(&(f as u8, *ka, *kb)) else {
+                    return;
+                };
+                for (fi, flow) in flows.iter().enumerate() {
+                    let v = value(*flow);
+                    let sp = space_of(flow.proto);
+                    let ks: &[u32] = match c
+                        .ranges
+                        .iter()
+                        .find(|(s, lo, hi, _)| *s == sp && (*lo..=*hi).contains(&v))
+                    {
+                        Some((_, _, _, xy)) => xy,
+                        None => c.rest[track(*flow) as usize].as_slice(),
+                    };
+                    for &k in ks {
+                        if let Some(k) = self.probe_index(k) {
+                            out[fi].push(k);
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(list) = self.exact_pairs.get(&(f as u8, a as u32, b as u32)) {
+            for &(fi, k) in list {
+                if let Some(k) = self.probe_index(k) {
+                    out[fi as usize].push(k);
+                }
             }
         }
     }
-    let n = probes.len();
-    for i in 0..max {
-        if let Some(k) = keep.get_mut(i * n / max) {
-            *k = true;
+
+    /// Each node's class key in a family (classes plan): nodes with one key share their
+    /// probes.
+    pub fn class_key(&self, family: Family, node: usize) -> Option<u32> {
+        match &self.cells {
+            Cells::Classes { keys, .. } => keys[fam_index(family)].get(node).copied().flatten(),
+            Cells::Direct(_) => None,
         }
     }
-    probes
-        .into_iter()
-        .zip(keep)
-        .filter_map(|(p, k)| k.then_some(p))
-        .collect()
-}
 
-impl Plan {
     /// The probes as the fabric takes them.
     pub fn wire_probes(&self) -> Vec<WireProbe> {
         self.probes
             .iter()
-            .map(|p| WireProbe {
-                src: p.src as u32,
-                dst: p.dst as u32,
-                v6: p.family == Family::V6,
-                kind: match p.flow.proto {
-                    Proto::Tcp => Kind::Tcp,
-                    Proto::Udp => Kind::Udp,
-                    Proto::Sctp => Kind::Sctp,
-                    _ => Kind::Echo,
-                },
-                port: p.flow.port,
-                retry: p.expect == Verdict::Allow,
+            .map(|p| {
+                let (proto, port) = match p.flow.proto {
+                    Proto::Other(n) => (n, 0),
+                    proto => (proto.number(), p.flow.port),
+                };
+                WireProbe {
+                    src: p.src,
+                    dst: p.dst,
+                    v6: p.family == Family::V6,
+                    proto,
+                    port,
+                    retry: p.expect == Verdict::Allow,
+                    answer: answered(p.flow),
+                    carried: carried(p.family, p.flow),
+                }
             })
             .collect()
     }
 
-    /// The plan for people: endpoints, ports, flows and the first probes (for snapshots).
+    /// The plan for people: endpoints, flows, classes and the first probes (for snapshots).
     pub fn describe(&self, first: usize) -> String {
         use std::fmt::Write;
         let mut s = String::new();
+        let _ = writeln!(s, "mode: {}", self.mode.map_or("none", |m| m.as_str()));
         let _ = writeln!(s, "endpoints ({}):", self.nodes.len());
-        for n in &self.nodes {
-            let addrs: Vec<String> = n
-                .node
-                .v4
-                .map(|a| a.to_string())
-                .into_iter()
-                .chain(n.node.v6.map(|a| a.to_string()))
+        for (i, n) in self.nodes.iter().enumerate() {
+            let addrs: Vec<String> = FAMILIES
+                .iter()
+                .filter_map(|&f| {
+                    let a = match f {
+                        Family::V4 => n.node.v4.map(IpAddr::V4),
+                        Family::V6 => n.node.v6.map(IpAddr::V6),
+                    }?;
+                    let class = self.classes[fam_index(f)][i]
+                        .map(|c| format!(" class 0x{c:x}"))
+                        .unwrap_or_default();
+                    let key = self
+                        .class_key(f, i)
+                        .map(|k| format!(" key {k}"))
+                        .unwrap_or_default();
+                    Some(format!("{a}{class}{key}"))
+                })
                 .collect();
             let _ = writeln!(
                 s,
@@ -401,22 +1099,37 @@ impl Plan {
         for k in &self.skipped {
             let _ = writeln!(s, "  not booted: {k}");
         }
-        let list = |v: &[u16]| v.iter().map(u16::to_string).collect::<Vec<_>>().join(" ");
-        let _ = writeln!(s, "listen tcp: {}", list(&self.listen.tcp));
-        let _ = writeln!(s, "listen udp: {}", list(&self.listen.udp));
-        let _ = writeln!(s, "listen sctp: {}", list(&self.listen.sctp));
-        let flows: Vec<String> = self.flows.iter().map(ToString::to_string).collect();
-        let _ = writeln!(s, "flows per pair: {}", flows.join(" "));
-        for u in &self.unprobed {
-            let _ = writeln!(s, "not probed: {u}");
+        for family in FAMILIES {
+            let flows: Vec<String> = self.flows[fam_index(family)]
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            let _ = writeln!(s, "flows {}: {}", family.as_str(), flows.join(" "));
         }
-        let _ = writeln!(s, "probes: {} of {}", self.probes.len(), self.total);
+        for u in &self.uncarried {
+            let _ = writeln!(s, "cannot carry: {u}");
+        }
+        for u in &self.unplanned {
+            let _ = writeln!(s, "not planned: {u}");
+        }
+        let _ = writeln!(
+            s,
+            "probes: {} (planned {}, cells {})",
+            self.probes.len(),
+            self.planned,
+            self.total
+        );
         for p in self.probes.iter().take(first) {
+            let covers = match p.covers {
+                Covers::Exact => String::new(),
+                Covers::Range(lo, hi) => format!(" [covers {lo}-{hi}]"),
+                Covers::Rest(t) => format!(" [covers the rest, {}]", t.as_str()),
+            };
             let _ = writeln!(
                 s,
-                "  {} -> {} {} {}: {}",
-                self.nodes[p.src].name,
-                self.nodes[p.dst].name,
+                "  {} -> {} {} {}: {}{covers}",
+                self.nodes[p.src as usize].name,
+                self.nodes[p.dst as usize].name,
                 p.family.as_str(),
                 p.flow,
                 p.expect.as_str()

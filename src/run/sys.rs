@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};
 
@@ -31,7 +31,9 @@ fn set_pre_exec(cmd: &mut Command, flags: CloneFlags) {
     // (no allocation). It touches no state shared with the parent.
     unsafe {
         cmd.pre_exec(move || {
-            unshare(flags).map_err(io::Error::from)?;
+            if !flags.is_empty() {
+                unshare(flags).map_err(io::Error::from)?;
+            }
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from)?;
             Ok(())
         });
@@ -66,4 +68,45 @@ pub fn raise_nofile() -> u64 {
 /// Move the calling thread into the network namespace `ns`.
 pub fn enter_net(ns: &File) -> io::Result<()> {
     setns(ns.as_fd(), CloneFlags::CLONE_NEWNET).map_err(io::Error::from)
+}
+
+/// A raw IP socket of `protocol` (any number; IPPROTO_RAW sends packets with their own IP
+/// header) in the calling thread's network namespace, non-blocking, close-on-exec.
+#[allow(unsafe_code)]
+pub fn raw_socket(v6: bool, protocol: u8) -> io::Result<OwnedFd> {
+    use nix::libc;
+    let domain = if v6 { libc::AF_INET6 } else { libc::AF_INET };
+    // SAFETY: socket(2) with constant arguments; it returns a new descriptor or -1. A new,
+    // non-negative descriptor is owned by nobody else, so OwnedFd may take it.
+    let fd = unsafe {
+        libc::socket(
+            domain,
+            libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            i32::from(protocol),
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: see above: `fd` is a fresh descriptor this function owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Short conntrack timeouts in the current network namespace (best effort): a run tracks a
+/// connection per allowed probe, and a full table would drop new ones.
+pub fn conntrack_timeouts() {
+    for (k, v) in [
+        ("tcp_timeout_syn_sent", "5"),
+        ("tcp_timeout_syn_recv", "5"),
+        ("tcp_timeout_close", "1"),
+        ("tcp_timeout_established", "30"),
+        ("udp_timeout", "5"),
+        ("udp_timeout_stream", "5"),
+        ("icmp_timeout", "5"),
+        ("icmpv6_timeout", "5"),
+        ("generic_timeout", "5"),
+        ("sctp_timeout_cookie_wait", "5"),
+    ] {
+        let _ = sysctl(&format!("net/netfilter/nf_conntrack_{k}"), v);
+    }
 }

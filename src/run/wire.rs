@@ -16,117 +16,114 @@ pub enum Enforce {
 pub struct Node {
     /// The hostname (the endpoint's declared name).
     pub host: String,
+    /// `tenant/name`, for messages.
+    pub name: String,
     pub v4: Option<std::net::Ipv4Addr>,
     pub v6: Option<std::net::Ipv6Addr>,
 }
 
-/// Ports every endpoint listens on, per protocol.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Listen {
-    pub tcp: Vec<u16>,
-    pub udp: Vec<u16>,
-    pub sctp: Vec<u16>,
-}
-
-/// Probe kinds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    Tcp,
-    Udp,
-    Sctp,
-    /// ICMP or ICMPv6 echo request (by the family).
-    Echo,
-}
-
-/// One probe as the fabric sees it (on the wire: `[src, dst, port, flags]`, as there may be
-/// millions).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(into = "[u32; 4]", try_from = "[u32; 4]")]
+/// One probe as the fabric sees it. On the wire: 12 bytes each, after the job's JSON line
+/// (there may be millions).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WireProbe {
     pub src: u32,
     pub dst: u32,
     pub v6: bool,
-    pub kind: Kind,
+    /// IP protocol number, and port or ICMP type (0 for other protocols).
+    pub proto: u8,
     pub port: u16,
-    /// The evaluator allows it: a timeout is tried once more, with a longer wait, before it
+    /// The evaluator allows it: a silence is tried once more, with a longer wait, before it
     /// counts (a lost packet must not pass for a drop).
     pub retry: bool,
+    /// The destination's kernel answers it (TCP, UDP, ICMP echo): the answer must come back.
+    pub answer: bool,
+    /// The kernel can carry and show it (not an IPv6 extension header, not protocol 0 or 255).
+    pub carried: bool,
 }
 
-impl From<WireProbe> for [u32; 4] {
-    fn from(p: WireProbe) -> [u32; 4] {
-        let kind = match p.kind {
-            Kind::Tcp => 0,
-            Kind::Udp => 1,
-            Kind::Sctp => 2,
-            Kind::Echo => 3,
-        };
-        [
-            p.src,
-            p.dst,
-            p.port as u32,
-            kind | (p.v6 as u32) << 2 | (p.retry as u32) << 3,
-        ]
+/// Bytes per probe on the wire.
+pub const PROBE_BYTES: usize = 12;
+
+/// The probes as bytes.
+pub fn encode_probes(probes: &[WireProbe]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(probes.len() * PROBE_BYTES);
+    for p in probes {
+        out.extend_from_slice(&p.src.to_le_bytes());
+        out.extend_from_slice(&p.dst.to_le_bytes());
+        out.extend_from_slice(&p.port.to_le_bytes());
+        out.push(p.proto);
+        out.push(
+            u8::from(p.v6)
+                | u8::from(p.retry) << 1
+                | u8::from(p.answer) << 2
+                | u8::from(p.carried) << 3,
+        );
     }
+    out
 }
 
-impl TryFrom<[u32; 4]> for WireProbe {
-    type Error = String;
-    fn try_from([src, dst, port, flags]: [u32; 4]) -> Result<Self, String> {
-        let kind = match flags & 3 {
-            0 => Kind::Tcp,
-            1 => Kind::Udp,
-            2 => Kind::Sctp,
-            _ => Kind::Echo,
-        };
-        Ok(WireProbe {
-            src,
-            dst,
-            v6: flags & 4 != 0,
-            kind,
-            port: u16::try_from(port).map_err(|e| e.to_string())?,
-            retry: flags & 8 != 0,
+/// The probes of [`encode_probes`].
+pub fn decode_probes(bytes: &[u8]) -> Result<Vec<WireProbe>, String> {
+    if !bytes.len().is_multiple_of(PROBE_BYTES) {
+        return Err(format!("{} bytes of probes", bytes.len()));
+    }
+    Ok(bytes
+        .chunks_exact(PROBE_BYTES)
+        .map(|b| {
+            let flags = b[11];
+            WireProbe {
+                src: u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+                dst: u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+                port: u16::from_le_bytes([b[8], b[9]]),
+                proto: b[10],
+                v6: flags & 1 != 0,
+                retry: flags & 2 != 0,
+                answer: flags & 4 != 0,
+                carried: flags & 8 != 0,
+            }
         })
-    }
+        .collect())
 }
 
-/// What the fabric must do.
+/// What the fabric must do. The JSON line is followed by `probes` probes of
+/// [`PROBE_BYTES`] bytes ([`encode_probes`]).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Job {
     pub nodes: Vec<Node>,
-    pub listen: Listen,
-    pub probes: Vec<WireProbe>,
+    pub probes: usize,
     pub script: String,
     pub table: String,
     pub enforce: Enforce,
     pub timeout_ms: u32,
+    /// Marks every process of the run (in their command lines), so that a test can find
+    /// them.
+    pub run_id: String,
 }
 
 /// What the fabric hands an endpoint agent.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AgentConfig {
     pub host: String,
-    pub v4: bool,
     pub v6: bool,
-    pub listen: Listen,
 }
 
 /// The result of one probe.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
-    /// Connected, or the reply came back.
+    /// It arrived (and its answer came back, for TCP, UDP and ICMP echo).
     Open,
     /// Nothing came back before the timeout: dropped on the way.
     Timeout,
     /// The sending namespace's own rules refused to send it (per-endpoint enforcement).
     Blocked,
-    /// A TCP reset or ICMP port unreachable: it arrived but nothing listened.
-    Refused,
+    /// It arrived, but the destination's answer (SYN-ACK or reset, port unreachable, echo
+    /// reply) never came back: the kernel lets the connection start and breaks it.
+    NoAnswer,
     /// An ICMP error other than port unreachable (no route, administratively prohibited).
     Unreachable,
-    /// The kernel cannot carry this protocol (no SCTP).
+    /// The kernel cannot carry this protocol or show its arrival (an IPv6 extension header
+    /// number, protocol 0 or 255).
     Unsupported,
     /// A local error creating or sending the probe.
     Error,
@@ -138,7 +135,7 @@ impl Outcome {
             Outcome::Open => "open",
             Outcome::Timeout => "timeout",
             Outcome::Blocked => "blocked",
-            Outcome::Refused => "refused",
+            Outcome::NoAnswer => "no-answer",
             Outcome::Unreachable => "unreachable",
             Outcome::Unsupported => "unsupported",
             Outcome::Error => "error",
@@ -150,7 +147,7 @@ const LETTERS: [(Outcome, char); 7] = [
     (Outcome::Open, 'o'),
     (Outcome::Timeout, 't'),
     (Outcome::Blocked, 'b'),
-    (Outcome::Refused, 'r'),
+    (Outcome::NoAnswer, 'a'),
     (Outcome::Unreachable, 'u'),
     (Outcome::Unsupported, 'n'),
     (Outcome::Error, 'e'),
@@ -192,8 +189,14 @@ pub struct Counter {
 /// Milliseconds spent per phase inside the fabric.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Timings {
+    /// Starting the endpoints' agents until every one is ready.
     pub boot_ms: u64,
+    /// Veth pairs, addresses, routes, neighbours, and the check that every endpoint answers.
+    pub wire_ms: u64,
+    /// `nft -c` and loading the script.
     pub load_ms: u64,
+    /// The kernel's classification of every endpoint address.
+    pub classify_ms: u64,
     pub probe_ms: u64,
 }
 
@@ -207,13 +210,18 @@ pub struct Results {
     pub counters: Vec<Counter>,
     pub timings: Timings,
     pub notes: Vec<String>,
+    /// Per endpoint, the class (mark) the kernel's class maps give its IPv4 and IPv6 address
+    /// (in the fabric's table, or the first endpoint's with per-endpoint enforcement).
+    pub classes: Vec<[Option<u32>; 2]>,
+    /// Per-endpoint enforcement: every endpoint table that classifies an address otherwise.
+    pub class_mismatches: Vec<String>,
 }
 
 /// Why a run could not happen (exit status 2).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {
     /// What is missing or broke: `root`, `nft`, `namespaces`, `nftables`, `boot`, `load`,
-    /// `internal`.
+    /// `endpoint` (an endpoint's agent died), `internal`.
     pub what: String,
     pub message: String,
 }
