@@ -12,3 +12,4 @@ mod k8s;
 mod lsp;
 mod nft;
 mod run;
+mod sarif;
