@@ -135,6 +135,44 @@ local ok, err = pcall(function()
   local result = vim.fn.system({ gbpc, "check", policy })
   check("gbpc check accepts the written file", vim.v.shell_error == 0, result)
 
+  -- Tree-sitter: the grammar of editors/tree-sitter-gbp, compiled by e2e-nvim.sh into a
+  -- runtimepath directory (parser/gbp.so, queries/gbp/*.scm), in Neovim's own tree-sitter.
+  local tsdir = os.getenv("GBPC_TS_RTP")
+  if tsdir and tsdir ~= "" then
+    vim.opt.runtimepath:append(tsdir)
+    local okp, parser = pcall(vim.treesitter.get_parser, buf, "gbp")
+    check("Neovim loads the gbp tree-sitter parser", okp, parser)
+    if okp then
+      local root = parser:parse()[1]:root()
+      check("the buffer parses without errors", not root:has_error(), root:sexpr())
+      local get_query = vim.treesitter.query.get or vim.treesitter.query.get_query
+      local okq, query = pcall(get_query, "gbp", "highlights")
+      check("Neovim's query engine accepts queries/highlights.scm", okq and query ~= nil, query)
+      if okq and query then
+        local seen = {}
+        for id, node in query:iter_captures(root, buf, 0, -1) do
+          local r1, c1, r2, c2 = node:range()
+          local t = vim.api.nvim_buf_get_text(buf, r1, c1, r2, c2, {})[1]
+          seen[query.captures[id] .. " " .. t] = true
+        end
+        local want = {
+          "keyword tenant", "module shop", "function https", "type.builtin tcp", "number 443",
+          "type web", "label tls", "constant.builtin permit", "constructor client",
+          "property app", "string web", "string.special 198.18.1.0/24", "punctuation.bracket {",
+        }
+        local missing = {}
+        for _, w in ipairs(want) do
+          if not seen[w] then
+            table.insert(missing, w)
+          end
+        end
+        check("the highlight captures are where they belong", #missing == 0, { missing = missing })
+        local okh, err = pcall(vim.treesitter.highlighter.new, parser)
+        check("Neovim highlights the buffer with them", okh, err)
+      end
+    end
+  end
+
   for _, c in pairs(vim.lsp.buf_get_clients(buf)) do
     c.stop()
   end

@@ -38,9 +38,21 @@ tenant shop {
 }
 EOF
 
+# The tree-sitter grammar, compiled as nvim-treesitter would, in a runtimepath directory.
+ts_rtp=
+if command -v cc >/dev/null 2>&1; then
+  ts_rtp=$dir/rtp
+  mkdir -p "$ts_rtp/parser" "$ts_rtp/queries/gbp"
+  cc -shared -fPIC -O1 -I editors/tree-sitter-gbp/src editors/tree-sitter-gbp/src/parser.c \
+    editors/tree-sitter-gbp/src/scanner.c -o "$ts_rtp/parser/gbp.so"
+  cp editors/tree-sitter-gbp/queries/*.scm "$ts_rtp/queries/gbp/"
+else
+  echo "e2e-nvim: no C compiler: the tree-sitter checks are left out" >&2
+fi
+
 # --clean: no user configuration or plugins; XDG dirs inside the temporary directory so that
 # nothing is read from or written to the machine's home (shada, swap, LSP log).
 export XDG_CONFIG_HOME="$dir/config" XDG_DATA_HOME="$dir/data" XDG_STATE_HOME="$dir/state" XDG_CACHE_HOME="$dir/cache"
 echo "e2e-nvim: $(nvim --version | head -1)"
-GBPC="$gbpc" GBPC_PLUGIN="$PWD/editors/neovim/plugin/gbp.lua" GBPC_POLICY="$dir/shop.gbp" \
+GBPC="$gbpc" GBPC_TS_RTP="$ts_rtp" GBPC_PLUGIN="$PWD/editors/neovim/plugin/gbp.lua" GBPC_POLICY="$dir/shop.gbp" \
   timeout 120 nvim --clean --headless -n -c "luafile scripts/e2e-nvim.lua" </dev/null
