@@ -270,7 +270,7 @@ pub fn sarif(diags: &[Diagnostic], file_name: &str, src: &str) -> String {
         })
         .collect();
     let log = serde_json::json!({
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "$schema": "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json",
         "version": "2.1.0",
         "runs": [{
             "tool": {
