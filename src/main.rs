@@ -17,6 +17,8 @@ use gbpc::lower::{k8s, nft};
 
 #[path = "cmd/analysis.rs"]
 mod cmd_analysis;
+#[path = "cmd/completions.rs"]
+mod cmd_completions;
 #[path = "cmd/fmt.rs"]
 mod cmd_fmt;
 #[path = "cmd/lsp.rs"]
@@ -36,8 +38,9 @@ struct Cli {
     /// Colour in diagnostics: auto (when stderr is a terminal), always, never.
     #[arg(long, global = true, value_enum, default_value_t = Color::Auto)]
     color: Color,
-    /// How diagnostics are written: for people, or one JSON object per line
-    /// (docs/diagnostics-json.md). `check` writes JSON to stdout, `compile` to stderr.
+    /// How diagnostics are written: for people, one JSON object per line, or one SARIF 2.1.0
+    /// log (check and compile only; docs/diagnostics-json.md). `check` writes them to stdout,
+    /// `compile` to stderr.
     #[arg(long, global = true, value_enum, default_value_t = MessageFormat::Human)]
     message_format: MessageFormat,
     #[command(subcommand)]
@@ -55,6 +58,8 @@ enum Color {
 enum MessageFormat {
     Human,
     Json,
+    /// A SARIF 2.1.0 log, for GitHub code scanning and other dashboards.
+    Sarif,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -103,6 +108,10 @@ enum Command {
     Fmt(cmd_fmt::FmtArgs),
     /// Boot the endpoints in containers, load the compiled rules and prove them with traffic.
     Run(cmd_run::RunArgs),
+    /// Print the completion script of a shell (bash, zsh, fish) to standard output.
+    Completions(cmd_completions::CompletionsArgs),
+    /// Man pages from these options: gbpc(1) to standard output, or every page into --dir.
+    Man(cmd_completions::ManArgs),
     /// Hidden helpers for differential testing (`__synth`, `__k8s-fixture`, `__eval-matrix`).
     #[command(flatten)]
     Synth(cmd_synth::SynthCommand),
@@ -152,6 +161,11 @@ fn main() -> ExitCode {
         }
     };
     let json = cli.message_format == MessageFormat::Json;
+    let sarif = cli.message_format == MessageFormat::Sarif;
+    if sarif && !matches!(cli.command, Command::Check { .. } | Command::Compile { .. }) {
+        eprintln!("error: --message-format sarif applies to `check` and `compile` only");
+        return ExitCode::from(2);
+    }
     let color = match cli.color {
         Color::Always => true,
         Color::Never => false,
@@ -167,11 +181,16 @@ fn main() -> ExitCode {
         Command::Fmt(a) => cmd_fmt::run(a, color, json),
         Command::Run(a) => cmd_run::run(a, color, json),
         Command::Synth(c) => cmd_synth::run(c),
+        Command::Completions(a) => {
+            cmd_completions::completions(a, <Cli as clap::CommandFactory>::command())
+        }
+        Command::Man(a) => cmd_completions::man(a, <Cli as clap::CommandFactory>::command()),
         Command::Check { file } => check(
             &file,
             Style {
                 color,
                 json,
+                sarif,
                 json_stdout: true,
             },
         ),
@@ -212,6 +231,7 @@ fn main() -> ExitCode {
                 Style {
                     color,
                     json,
+                    sarif,
                     json_stdout: false,
                 },
             )
@@ -254,11 +274,22 @@ fn read(file: &Path) -> Result<(String, Vec<u8>), ExitCode> {
 struct Style {
     color: bool,
     json: bool,
-    /// JSON diagnostics go to stdout (check) rather than stderr (compile).
+    /// One SARIF log, written also when there is nothing to report.
+    sarif: bool,
+    /// JSON and SARIF diagnostics go to stdout (check) rather than stderr (compile).
     json_stdout: bool,
 }
 
 fn report(diags: &[Diagnostic], name: &str, src: &str, style: Style) {
+    if style.sarif {
+        let text = gbpc::render::sarif(diags, name, src);
+        if style.json_stdout {
+            let _ = std::io::stdout().lock().write_all(text.as_bytes());
+        } else {
+            let _ = std::io::stderr().lock().write_all(text.as_bytes());
+        }
+        return;
+    }
     if diags.is_empty() {
         return;
     }
@@ -278,7 +309,7 @@ fn report(diags: &[Diagnostic], name: &str, src: &str, style: Style) {
 
 /// The closing line for people (JSON consumers count the objects instead).
 fn summary_line(style: Style, line: String) {
-    if !style.json {
+    if !style.json && !style.sarif {
         eprintln!("{line}");
     }
 }
@@ -308,7 +339,7 @@ fn check(file: &Path, style: Style) -> ExitCode {
     };
     report(&checked.diagnostics(), &name, &src, style);
     let p = &checked.policy;
-    if checked.ok() && style.json {
+    if checked.ok() && (style.json || style.sarif) {
         ExitCode::SUCCESS
     } else if checked.ok() {
         println!(

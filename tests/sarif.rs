@@ -261,3 +261,100 @@ fn a_finding_without_a_place_points_at_the_file_and_empty_spans_are_insertion_po
     let abs = gbpc::render::sarif(&[], "/srv/p.gbp", "");
     assert!(abs.contains("\"uri\": \"file:///srv/p.gbp\""), "{abs}");
 }
+
+// ---- the command line ----------------------------------------------------------------------
+
+fn run(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_gbpc"))
+        .current_dir(root())
+        .args(args)
+        .output()
+        .expect("run gbpc")
+}
+
+#[test]
+fn check_writes_one_sarif_log_to_stdout_and_nothing_else() {
+    let v = validator();
+    let out = run(&[
+        "check",
+        "tests/broken/duplicate-definitions.gbp",
+        "--message-format",
+        "sarif",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).expect("UTF-8");
+    let log: Value = serde_json::from_str(&text).expect("one JSON document");
+    assert_valid(&v, "check", &log);
+    let uri = &log["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]
+        ["uri"];
+    assert_eq!(uri, "tests/broken/duplicate-definitions.gbp");
+    snapshot("sarif-duplicate-definitions", &text);
+
+    // A clean policy: exit 0, a log without results, no "ok" line.
+    let out = run(&["check", "examples/pci.gbp", "--message-format", "sarif"]);
+    assert_eq!(out.status.code(), Some(0));
+    let log: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_valid(&v, "clean", &log);
+    assert_eq!(log["runs"][0]["results"], serde_json::json!([]));
+
+    // Undecodable input: the E002 as a result.
+    let out = run(&[
+        "check",
+        "tests/broken/not-utf8.gbp",
+        "--message-format",
+        "sarif",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let log: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_valid(&v, "not UTF-8", &log);
+    assert_eq!(log["runs"][0]["results"][0]["ruleId"], "gbpc::E002");
+}
+
+#[test]
+fn compile_writes_the_output_to_stdout_and_the_sarif_log_to_stderr() {
+    let out = run(&[
+        "compile",
+        "examples/dual-stack.gbp",
+        "--target",
+        "k8s",
+        "--message-format",
+        "sarif",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let list: Value = serde_json::from_slice(&out.stdout).expect("the k8s List");
+    assert_eq!(list["kind"], "List");
+    let log: Value = serde_json::from_slice(&out.stderr).expect("a SARIF log on stderr");
+    assert_valid(&validator(), "compile", &log);
+    // dual-stack has ICMP permits that NetworkPolicy cannot express: W010 warnings.
+    let results = log["runs"][0]["results"].as_array().expect("results");
+    assert!(
+        results.iter().any(|r| r["ruleId"] == "gbpc::W010"),
+        "{results:#?}"
+    );
+}
+
+#[test]
+fn sarif_is_refused_where_it_means_nothing() {
+    let out = run(&[
+        "fmt",
+        "--check",
+        "examples/pci.gbp",
+        "--message-format",
+        "sarif",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`check` and `compile`"));
+}
+
+fn snapshot(name: &str, value: &str) {
+    let mut s = insta::Settings::clone_current();
+    s.set_snapshot_path("../snapshots");
+    s.set_prepend_module_to_snapshot(false);
+    s.set_omit_expression(true);
+    s.bind(|| insta::assert_snapshot!(name, value));
+}

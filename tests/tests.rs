@@ -4,6 +4,7 @@
 
 mod analysis;
 mod cases;
+mod completions;
 mod differential;
 mod docs;
 mod fmt;

@@ -32,6 +32,7 @@ pub fn run(args: FmtArgs, color: bool, json: bool) -> ExitCode {
     let style = Style {
         color,
         json,
+        sarif: false,
         json_stdout: false,
     };
     let mut worst = Outcome::Fine;
