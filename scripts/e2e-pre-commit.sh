@@ -7,9 +7,10 @@
 # the whole repository for every hook run would cost minutes.
 #
 # - the `-system` hooks run with the gbpc under test on PATH;
-# - with --build, the `language: rust` hooks are also run as users get them: pre-commit builds
-#   gbpc from this repository with `cargo install` (into target/pre-commit, unoptimised, reused
-#   between runs) and the gbpc on PATH is hidden, so the hook must use the one it built.
+# - with --build, the `language: rust` hooks are also run as users get them: from a
+#   .pre-commit-config.yaml with `pre-commit run`; pre-commit builds gbpc from the hook
+#   repository with `cargo install` (unoptimised, in target/pre-commit, reused while the tree is
+#   unchanged) and the gbpc on PATH is hidden, so the hook must use the one it built.
 #
 # Usage: scripts/e2e-pre-commit.sh [--build] [PATH/TO/gbpc]   (default: target/debug/gbpc)
 # Prints one line per check and "N passed, M failed"; exits non-zero on a failure.
@@ -45,15 +46,22 @@ trap 'rm -rf "$work"' EXIT
 export PRE_COMMIT_HOME="$root/target/pre-commit/home"
 export GIT_AUTHOR_NAME=gbpc GIT_AUTHOR_EMAIL=gbpc@example.invalid
 export GIT_COMMITTER_NAME=gbpc GIT_COMMITTER_EMAIL=gbpc@example.invalid
-export GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1
+# No user or system git configuration (an empty file of our own, so nothing can touch the
+# machine's: git reads it and never writes it here).
+: >"$work/gitconfig"
+export GIT_CONFIG_GLOBAL="$work/gitconfig" GIT_CONFIG_NOSYSTEM=1
 
-hookrepo=$work/hooks
-mkdir -p "$hookrepo"
-cp -r .pre-commit-hooks.yaml Cargo.toml Cargo.lock src grammar "$hookrepo/"
-mkdir -p "$hookrepo/tests" && cp tests/tests.rs "$hookrepo/tests/"
+# Always the same path, the files' times kept and the commit's dates fixed: unchanged sources
+# give the same commit, whose pre-commit environment (and cargo's build) is reused.
+hookrepo=$root/target/pre-commit/hooks
+rm -rf "$hookrepo"
+mkdir -p "$hookrepo/tests"
+cp -rp .pre-commit-hooks.yaml Cargo.toml Cargo.lock src grammar "$hookrepo/"
+cp -p tests/tests.rs "$hookrepo/tests/"
 git -C "$hookrepo" init -q
 git -C "$hookrepo" add -A
-git -C "$hookrepo" commit -q -m hooks
+GIT_AUTHOR_DATE=2000-01-01T00:00:00Z GIT_COMMITTER_DATE=2000-01-01T00:00:00Z \
+  git -C "$hookrepo" commit -q -m hooks
 
 # A project with policies.
 project=$work/project
@@ -79,12 +87,18 @@ git -C "$project" init -q
 git -C "$project" add -A
 git -C "$project" commit -q -m policies
 
-# run NAME EXPECTED-STATUS HOOK [FILES...]: `pre-commit try-repo` of one hook.
+# run NAME EXPECTED-STATUS HOOK [FILES...]: one hook, through `pre-commit try-repo` or, once
+# the project has a .pre-commit-config.yaml (the --build part), through `pre-commit run`.
+runner=try-repo
 run() {
   local name=$1 want=$2 hook=$3
   shift 3
   local status=0
-  (cd "$project" && "$pre_commit" try-repo "$hookrepo" "$hook" --verbose --files "$@") >"$work/out" 2>&1 || status=$?
+  if [ "$runner" = try-repo ]; then
+    (cd "$project" && "$pre_commit" try-repo "$hookrepo" "$hook" --verbose --files "$@") >"$work/out" 2>&1 || status=$?
+  else
+    (cd "$project" && "$pre_commit" run "$hook" --verbose --files "$@") >"$work/out" 2>&1 || status=$?
+  fi
   if [ "$status" -eq "$want" ]; then
     return 0
   fi
@@ -156,6 +170,21 @@ if [ "$build" = 1 ]; then
     echo "$passed passed, $((failed + 1)) failed"
     exit 1
   fi
+  # As users configure it: a .pre-commit-config.yaml naming the hook repository and its rev.
+  # pre-commit keeps the environment it built in PRE_COMMIT_HOME (target/pre-commit/home):
+  # a second run of an unchanged tree reuses it.
+  cat >"$project/.pre-commit-config.yaml" <<CONFIG
+repos:
+  - repo: $hookrepo
+    rev: $(git -C "$hookrepo" rev-parse HEAD)
+    hooks:
+      - id: gbpc-check
+      - id: gbpc-fmt-check
+      - id: gbpc-fmt
+CONFIG
+  git -C "$project" add .pre-commit-config.yaml
+  git -C "$project" commit -q -m "pre-commit configuration"
+  runner=run
   hooks ""
   if run "fmt rewrite" 1 gbpc-fmt policies/layout.gbp \
     && "$gbpc" fmt --check "$project/policies/layout.gbp" >/dev/null 2>&1; then
