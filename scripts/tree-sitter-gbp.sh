@@ -77,7 +77,13 @@ fi
 if [ "$update" = 1 ]; then
   (cd "$grammar" && "$ts" test --update >/dev/null 2>&1 || true)
 fi
-(cd "$grammar" && NO_COLOR=1 "$ts" test --overview-only 2>&1) | tail -n 3
+if (cd "$grammar" && NO_COLOR=1 "$ts" test >"$tmp/test.log" 2>&1); then
+  tail -n 3 "$tmp/test.log"
+else
+  cat "$tmp/test.log"
+  echo "tree-sitter-gbp: corpus or highlight tests failed" >&2
+  exit 1
+fi
 
 # 3. The Helix queries follow the main ones.
 python3 - "$grammar/queries/highlights.scm" "$grammar/queries/helix/highlights.scm" "$update" <<'EOF'
