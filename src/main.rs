@@ -18,6 +18,8 @@ use gbpc::diag::Diagnostic;
 mod cmd_analysis;
 #[path = "cmd/compile.rs"]
 mod cmd_compile;
+#[path = "cmd/completions.rs"]
+mod cmd_completions;
 #[path = "cmd/fmt.rs"]
 mod cmd_fmt;
 #[path = "cmd/lsp.rs"]
@@ -40,8 +42,9 @@ struct Cli {
     /// not set to a non-empty value), always, never.
     #[arg(long, global = true, value_enum, default_value_t = Color::Auto)]
     color: Color,
-    /// How diagnostics are written: for people, or one JSON object per line
-    /// (docs/diagnostics-json.md). `check` writes JSON to stdout, `compile` to stderr.
+    /// How diagnostics are written: for people, one JSON object per line, or one SARIF 2.1.0
+    /// log (check and compile only; docs/diagnostics-json.md). `check` writes them to stdout,
+    /// `compile` to stderr.
     #[arg(long, global = true, value_enum, default_value_t = MessageFormat::Human)]
     message_format: MessageFormat,
     #[command(subcommand)]
@@ -59,6 +62,8 @@ enum Color {
 enum MessageFormat {
     Human,
     Json,
+    /// A SARIF 2.1.0 log, for GitHub code scanning and other dashboards.
+    Sarif,
 }
 
 #[derive(Subcommand)]
@@ -79,6 +84,10 @@ enum Command {
     Fmt(cmd_fmt::FmtArgs),
     /// Boot the endpoints in containers, load the compiled rules and prove them with traffic.
     Run(cmd_run::RunArgs),
+    /// Print the completion script of a shell (bash, zsh, fish) to standard output.
+    Completions(cmd_completions::CompletionsArgs),
+    /// Man pages from these options: gbpc(1) to standard output, or every page into --dir.
+    Man(cmd_completions::ManArgs),
     /// Hidden helpers for differential testing (`__synth`, `__k8s-fixture`, `__eval-matrix`).
     #[command(flatten)]
     Synth(cmd_synth::SynthCommand),
@@ -97,6 +106,10 @@ fn main() -> ExitCode {
         Err(e) => return clap_message(&e),
     };
     let json = cli.message_format == MessageFormat::Json;
+    let sarif = cli.message_format == MessageFormat::Sarif;
+    if sarif && !matches!(cli.command, Command::Check { .. } | Command::Compile(_)) {
+        return output::fail("--message-format sarif applies to `check` and `compile` only");
+    }
     let color = match cli.color {
         Color::Always => true,
         Color::Never => false,
@@ -116,15 +129,20 @@ fn main() -> ExitCode {
         Command::Fmt(a) => cmd_fmt::run(a, color, json),
         Command::Run(a) => Ok(cmd_run::run(a, color, json)),
         Command::Synth(c) => cmd_synth::run(c),
+        Command::Completions(a) => {
+            cmd_completions::completions(a, <Cli as clap::CommandFactory>::command())
+        }
+        Command::Man(a) => cmd_completions::man(a, <Cli as clap::CommandFactory>::command()),
         Command::Check { file } => check(
             &file,
             Style {
                 color,
                 json,
+                sarif,
                 json_stdout: true,
             },
         ),
-        Command::Compile(a) => cmd_compile::run(a, color, json),
+        Command::Compile(a) => cmd_compile::run(a, color, json, sarif),
     })
 }
 
@@ -220,11 +238,22 @@ fn read_file(file: &Path, regular_only: bool) -> Result<Source, ExitCode> {
 struct Style {
     color: bool,
     json: bool,
-    /// JSON diagnostics go to stdout (check) rather than stderr (compile).
+    /// One SARIF log, written also when there is nothing to report.
+    sarif: bool,
+    /// JSON and SARIF diagnostics go to stdout (check) rather than stderr (compile).
     json_stdout: bool,
 }
 
 fn report(diags: &[Diagnostic], name: &str, src: &str, style: Style) -> Result<(), ExitCode> {
+    if style.sarif {
+        // A whole log, also without results.
+        let text = gbpc::render::sarif(diags, name, src);
+        return if style.json_stdout {
+            output::out(&text)
+        } else {
+            output::err(&text)
+        };
+    }
     if diags.is_empty() {
         return Ok(());
     }
@@ -241,7 +270,7 @@ fn report(diags: &[Diagnostic], name: &str, src: &str, style: Style) -> Result<(
 
 /// The closing line for people (JSON consumers count the objects instead).
 fn summary_line(style: Style, line: String) -> Result<(), ExitCode> {
-    if style.json {
+    if style.json || style.sarif {
         return Ok(());
     }
     output::err(&(line + "\n"))
@@ -297,7 +326,7 @@ fn check(file: &Path, style: Style) -> output::Outcome {
         return Err(reject(&checked, &name, &src, style));
     }
     report(&checked.diagnostics(), &name, &src, style)?;
-    if style.json {
+    if style.json || style.sarif {
         return Ok(ExitCode::SUCCESS);
     }
     let p = &checked.policy;

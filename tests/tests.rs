@@ -5,6 +5,7 @@
 mod analysis;
 mod cases;
 mod cli;
+mod completions;
 mod differential;
 mod docs;
 mod fmt;
@@ -13,5 +14,6 @@ mod k8s;
 mod lsp;
 mod nft;
 mod run;
+mod sarif;
 mod support;
 mod yaml_back;

@@ -92,6 +92,7 @@ fn style(color: bool, json: bool) -> Style {
     Style {
         color,
         json,
+        sarif: false,
         json_stdout: false,
     }
 }

@@ -182,11 +182,12 @@ fn empty_ruleset() -> Diagnostic {
     )
 }
 
-pub fn run(args: CompileArgs, color: bool, json: bool) -> output::Outcome {
+pub fn run(args: CompileArgs, color: bool, json: bool, sarif: bool) -> output::Outcome {
     let plan = plan(args).map_err(|m| usage_error(&m))?;
     let style = Style {
         color,
         json,
+        sarif,
         json_stdout: false,
     };
     let source = super::read(&plan.file)?;

@@ -31,6 +31,7 @@ pub fn run(args: FmtArgs, color: bool, json: bool) -> output::Outcome {
     let style = Style {
         color,
         json,
+        sarif: false,
         json_stdout: false,
     };
     let mut worst = Outcome::Fine;

@@ -89,6 +89,7 @@ pub fn run(args: RunArgs, color: bool, json_diags: bool) -> ExitCode {
     let style = super::Style {
         color,
         json: json_diags,
+        sarif: false,
         json_stdout: false,
     };
     if let Err(f) = host::preflight() {

@@ -1,0 +1,9 @@
+; Folds: every block.
+[
+  (tenant)
+  (filter)
+  (contract)
+  (group)
+  (external)
+  (any)
+] @fold
