@@ -25,6 +25,7 @@
 
 mod classes;
 mod cluster;
+pub mod fixture;
 mod flows;
 mod names;
 mod netpol;
