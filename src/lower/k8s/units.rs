@@ -189,6 +189,8 @@ pub(super) fn overlapping(p: &Policy, of_interest: &[GroupId]) -> Vec<(GroupId, 
                 .push(id);
         }
     }
+    // Per (tenant, key): the groups without the key, found once.
+    let mut lacking: HashMap<(TenantId, &str), Vec<GroupId>> = HashMap::new();
     let mut out = Vec::new();
     for &g in of_interest {
         let grp = p.group(g);
@@ -199,14 +201,18 @@ pub(super) fn overlapping(p: &Policy, of_interest: &[GroupId]) -> Vec<(GroupId, 
             .get(&(grp.tenant, k.as_str()))
             .and_then(|m| m.get(v.as_str()))
             .map_or(&[], Vec::as_slice);
-        let lacking = by_tenant
-            .get(&grp.tenant)
-            .into_iter()
-            .flatten()
-            .filter(|h| !p.group(**h).selector.contains_key(k));
+        let without = lacking.entry((grp.tenant, k.as_str())).or_insert_with(|| {
+            by_tenant
+                .get(&grp.tenant)
+                .into_iter()
+                .flatten()
+                .copied()
+                .filter(|h| !p.group(*h).selector.contains_key(k))
+                .collect()
+        });
         if let Some(h) = same
             .iter()
-            .chain(lacking)
+            .chain(without.iter())
             .find(|&&h| h != g && compatible(&grp.selector, &p.group(h).selector))
         {
             out.push((g, *h));
