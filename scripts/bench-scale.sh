@@ -61,7 +61,8 @@ for n in "${sizes[@]}"; do
   nft_kb=$(( $(stat -c %s "$work/p.nft") / 1024 ))
   # Rules: lines inside chain blocks that are not the hook declaration.
   rules=$(awk '/^\tchain /{c=1;next} c&&/^\t}/{c=0} c&&!/type filter hook/&&NF{r++} END{print r}' "$work/p.nft")
-  elements=$(awk '/elements = \{/{e=1;next} e&&/^\t\t}/{e=0} e{n++} END{print n+0}' "$work/p.nft")
+  # Elements: the lines of `add element ... {` blocks (and of inline `elements = {` blocks).
+  elements=$(awk '/^add element .*\{$/||/elements = \{/{e=1;next} e&&/^\t*}/{e=0} e{n++} END{print n+0}' "$work/p.nft")
   if command -v nft >/dev/null && [ "$(id -u)" = 0 ]; then
     check=$( { /usr/bin/time -f '%e' unshare --net nft -c -f "$work/p.nft" >/dev/null; } 2>&1 | tail -1)
     load=$( { /usr/bin/time -f '%e' unshare --net nft -f "$work/p.nft" >/dev/null; } 2>&1 | tail -1)
