@@ -110,13 +110,18 @@ fn examples_check_clean_and_snapshot() {
         .map(|l| l.text)
         .unwrap_or_else(|e| panic!("{e:?}"));
         snapshot(&format!("example-{name}-nft-endpoint"), &endpoint);
-        for (fmt, ext) in [(k8s::Format::Json, "json"), (k8s::Format::Yaml, "yaml")] {
+        // The default options (denies compiled away) in both formats, and the cluster tier.
+        for (fmt, deny, ext) in [
+            (k8s::Format::Json, k8s::DenyMode::Subtract, "json"),
+            (k8s::Format::Yaml, k8s::DenyMode::Subtract, "yaml"),
+            (k8s::Format::Yaml, k8s::DenyMode::Cluster, "cluster-yaml"),
+        ] {
             let o = k8s::Options {
                 format: fmt,
-                deny: k8s::DenyMode::Admin,
+                deny,
                 allow_dns: false,
             };
-            let text = k8s::lower(p, &o)
+            let text = k8s::lower_named(p, &o, Some(&format!("{name}.gbp")))
                 .map(|l| l.text)
                 .unwrap_or_else(|e| panic!("{e:?}"));
             snapshot(&format!("example-{name}-k8s-{ext}"), &text);
@@ -163,14 +168,19 @@ fn output_is_deterministic() {
             .map(|l| l.text)
             .ok();
         assert_eq!(na, nb);
-        let o = k8s::Options {
-            deny: k8s::DenyMode::Admin,
-            ..Default::default()
-        };
-        assert_eq!(
-            k8s::lower(&a, &o).map(|l| l.text).ok(),
-            k8s::lower(&b, &o).map(|l| l.text).ok()
-        );
+        for deny in [k8s::DenyMode::Subtract, k8s::DenyMode::Cluster] {
+            let o = k8s::Options {
+                deny,
+                ..Default::default()
+            };
+            let (ka, kb) = (k8s::lower(&a, &o), k8s::lower(&b, &o));
+            assert!(
+                ka.is_ok(),
+                "{}: every example compiles for Kubernetes",
+                path.display()
+            );
+            assert_eq!(ka.map(|l| l.text).ok(), kb.map(|l| l.text).ok());
+        }
     });
 }
 
@@ -412,13 +422,13 @@ fn cli_exit_codes_and_atomic_output() {
         "{}",
         String::from_utf8_lossy(&r.stderr)
     );
-    // A deny without --k8s-deny admin is an error naming the deny, never dropped silently.
-    let r = run(&[
-        "compile",
-        root().join("examples/pci.gbp").to_str().unwrap_or(""),
-        "--target",
-        "k8s",
-    ]);
+    // A deny compiles for Kubernetes with the default options; `--k8s-deny error` refuses it
+    // with an error naming the deny, never dropping it silently.
+    let pci = root().join("examples/pci.gbp");
+    let pci = pci.to_str().unwrap_or("");
+    let r = run(&["compile", pci, "--target", "k8s"]);
+    assert_eq!(r.status.code(), Some(0));
+    let r = run(&["compile", pci, "--target", "k8s", "--k8s-deny", "error"]);
     assert_eq!(r.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&r.stderr).contains("gbpc::E040"));
 }

@@ -145,10 +145,7 @@ fn meaning_is_kept() {
                     path.display()
                 );
             }
-            let o = k8s::Options {
-                deny: k8s::DenyMode::Admin,
-                ..Default::default()
-            };
+            let o = k8s::Options::default();
             assert_eq!(
                 k8s::lower(&before.policy, &o).map(|l| l.text).ok(),
                 k8s::lower(&after.policy, &o).map(|l| l.text).ok(),

@@ -700,11 +700,14 @@ fn wait_for_agents(child: &mut Child, agents: usize) -> BTreeSet<String> {
     let t = Instant::now();
     loop {
         let procs = run_processes(child.id());
-        let n = procs
+        // Agents make their own namespaces once started: wait until they are in as many
+        // distinct ones (a new agent is in its parent's namespace for a moment).
+        let agent_ns: BTreeSet<String> = procs
             .iter()
             .filter(|(_, a)| a.iter().any(|x| x == "endpoint"))
-            .count();
-        if n >= agents {
+            .filter_map(|(pid, _)| net_ns(*pid))
+            .collect();
+        if agent_ns.len() >= agents {
             return procs.iter().filter_map(|(pid, _)| net_ns(*pid)).collect();
         }
         assert!(

@@ -10,6 +10,7 @@ mod differential;
 mod docs;
 mod fmt;
 mod fuzz_regressions;
+mod gitops;
 mod k8s;
 mod lsp;
 mod nft;

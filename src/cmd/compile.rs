@@ -1,11 +1,18 @@
-//! `gbpc compile`: lower a checked policy for a target.
+//! `gbpc compile`: lower a checked policy for one target (`--target`, to standard output or
+//! `-o`), or for every target into an output directory (no `--target`; `--out-dir`, by default
+//! `<policy>.out` beside the policy): the Kubernetes objects one file per namespace plus one for
+//! the cluster-scoped objects and a `kustomization.yaml`, and the nftables scripts.
 //!
 //! As ripgrep does, the arguments are first parsed as given (every target-specific flag is an
 //! `Option`, so "given" and "defaulted" differ), then [`plan`] validates them and derives what
 //! to do before anything is read or written: a flag that applies to none of the selected targets
 //! is a usage error (exit 2), never silently ignored.
 
-use std::path::PathBuf;
+#[path = "outdir.rs"]
+mod outdir;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::ValueEnum;
@@ -35,15 +42,23 @@ pub enum Format {
     Yaml,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum DenyMode {
-    /// A deny is an error for the k8s target (NetworkPolicy cannot deny).
+    /// Compile denies away: the NetworkPolicies allow exactly what the policy allows.
+    Subtract,
+    /// Denies as ClusterNetworkPolicy (policy.networking.k8s.io/v1alpha2) in the Admin tier.
+    Cluster,
+    /// Legacy: denies as AdminNetworkPolicy (policy.networking.k8s.io/v1alpha1).
+    #[value(name = "anp-v1alpha1")]
+    AnpV1alpha1,
+    /// A deny is an error.
     Error,
-    /// Lower denies to AdminNetworkPolicy (policy.networking.k8s.io/v1alpha1).
+    /// Renamed: `cluster` or `anp-v1alpha1` (a usage error that says so).
+    #[value(hide = true)]
     Admin,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum Enforce {
     /// Rules in the routed fabric's forward hook.
     Fabric,
@@ -57,29 +72,36 @@ pub enum Enforce {
 pub struct CompileArgs {
     /// The policy file, or `-` for standard input.
     file: PathBuf,
+    /// Compile for this target only, to standard output (or `-o`). Without it, every target is
+    /// built into the output directory (`--out-dir`).
     #[arg(long, value_enum)]
-    target: Target,
-    /// k8s: output format [default: json].
+    target: Option<Target>,
+    /// k8s: output format [default: json with --target, yaml in the output directory].
     #[arg(long, value_enum)]
     format: Option<Format>,
-    /// k8s: what to do with deny subjects [default: error].
+    /// k8s: what to do with deny subjects [default: subtract].
     #[arg(long, value_enum)]
     k8s_deny: Option<DenyMode>,
     /// k8s: allow egress DNS to the cluster resolver (kube-system/kube-dns) from every group.
     #[arg(long)]
     allow_dns: bool,
-    /// nft: where the rules are enforced [default: fabric].
+    /// nft: where the rules are enforced [default: fabric with --target; both scripts in the
+    /// output directory].
     #[arg(long, value_enum)]
     enforce: Option<Enforce>,
     /// nft: the name of the table (replaced as a whole on load) [default: gbpc]: a word nft
     /// reads as one name, not one of its keywords.
     #[arg(long, value_parser = nft::parse_table_name)]
     table: Option<String>,
-    /// Write the output here instead of stdout (`-`: stdout). A regular file is replaced
-    /// atomically (nothing is written on error), a symbolic link is written through, a device or
-    /// FIFO is written directly; naming an input file is an error.
+    /// With --target: write the output here instead of stdout (`-`: stdout). A regular file is
+    /// replaced atomically (nothing is written on error), a symbolic link is written through, a
+    /// device or FIFO is written directly; naming an input file is an error.
     #[arg(short, long)]
     output: Option<PathBuf>,
+    /// Without --target: the output directory, replaced as a whole [default: `NAME.out` beside
+    /// the policy `NAME.gbp`]. gbpc only replaces a directory it wrote (or an empty one).
+    #[arg(long)]
+    out_dir: Option<PathBuf>,
     /// Compile a policy that declares no tenant (its ruleset allows nothing) instead of refusing
     /// it with E005.
     #[arg(long)]
@@ -92,11 +114,21 @@ pub enum Lowering {
     Nft(nft::Options),
 }
 
+/// Where the output goes.
+pub enum Dest {
+    /// One target to standard output, or to `-o`.
+    Stream(Option<PathBuf>),
+    /// Every target into a directory.
+    Dir(PathBuf),
+}
+
 /// What `compile` will do: validated and with every default applied.
 pub struct Plan {
     file: PathBuf,
-    lowering: Lowering,
-    output: Option<PathBuf>,
+    /// The lowerings, each with its file in the output directory (nftables; the Kubernetes
+    /// objects are split per namespace).
+    lowerings: Vec<(&'static str, Lowering)>,
+    dest: Dest,
     allow_empty: bool,
 }
 
@@ -115,11 +147,27 @@ fn given_target_flags(a: &CompileArgs) -> Vec<(&'static str, Target)> {
     .collect()
 }
 
+/// The output directory beside a policy `DIR/NAME.gbp`: `DIR/NAME.out`.
+fn default_out_dir(file: &Path) -> Option<PathBuf> {
+    if file.as_os_str() == "-" {
+        return None;
+    }
+    let stem = file.file_stem()?;
+    let mut name = stem.to_os_string();
+    name.push(".out");
+    Some(match file.parent() {
+        Some(p) => p.join(name),
+        None => PathBuf::from(name),
+    })
+}
+
 /// Validate the arguments and derive the plan; `Err` is the usage error's message.
 pub fn plan(a: CompileArgs) -> Result<Plan, String> {
-    // The selected targets. (When `--target` becomes optional, compiling to every target, this
-    // is the list of them; the check below stays as it is.)
-    let targets = [a.target];
+    // The selected targets: the one asked for, or every target.
+    let targets: Vec<Target> = match a.target {
+        Some(t) => vec![t],
+        None => vec![Target::K8s, Target::Nft],
+    };
     for (flag, applies) in given_target_flags(&a) {
         if !targets.contains(&applies) {
             let selected: Vec<&str> = targets.iter().map(|t| t.name()).collect();
@@ -130,30 +178,87 @@ pub fn plan(a: CompileArgs) -> Result<Plan, String> {
             ));
         }
     }
-    let lowering = match a.target {
-        Target::K8s => Lowering::K8s(k8s::Options {
-            format: match a.format.unwrap_or(Format::Json) {
-                Format::Json => k8s::Format::Json,
-                Format::Yaml => k8s::Format::Yaml,
-            },
-            deny: match a.k8s_deny.unwrap_or(DenyMode::Error) {
-                DenyMode::Error => k8s::DenyMode::Error,
-                DenyMode::Admin => k8s::DenyMode::Admin,
-            },
-            allow_dns: a.allow_dns,
-        }),
-        Target::Nft => Lowering::Nft(nft::Options {
-            table: a.table.unwrap_or_else(|| nft::Options::default().table),
-            enforce: match a.enforce.unwrap_or(Enforce::Fabric) {
-                Enforce::Fabric => nft::Enforce::Fabric,
-                Enforce::Endpoint => nft::Enforce::Endpoint,
-            },
-        }),
+    let dest = match (a.target, a.output, a.out_dir) {
+        (Some(_), _, Some(_)) => {
+            return Err(
+                "--out-dir is where every target goes when there is no --target; with --target the output goes to standard output or -o"
+                    .into(),
+            );
+        }
+        (None, Some(_), _) => {
+            return Err(
+                "-o writes one target (with --target); without --target every target is written into the directory of --out-dir"
+                    .into(),
+            );
+        }
+        (Some(_), output, None) => Dest::Stream(output),
+        (None, None, Some(dir)) => Dest::Dir(dir),
+        (None, None, None) => Dest::Dir(default_out_dir(&a.file).ok_or(
+            "reading the policy from standard input, name the output directory with --out-dir (or choose one target with --target)",
+        )?),
     };
+    let in_dir = matches!(dest, Dest::Dir(_));
+    let mut lowerings = Vec::new();
+    for t in targets {
+        match t {
+            Target::K8s => lowerings.push((
+                "k8s",
+                Lowering::K8s(k8s::Options {
+                    format: match a.format {
+                        Some(Format::Json) => k8s::Format::Json,
+                        Some(Format::Yaml) => k8s::Format::Yaml,
+                        None if in_dir => k8s::Format::Yaml,
+                        None => k8s::Format::Json,
+                    },
+                    deny: match a.k8s_deny.unwrap_or(DenyMode::Subtract) {
+                        DenyMode::Subtract => k8s::DenyMode::Subtract,
+                        DenyMode::Cluster => k8s::DenyMode::Cluster,
+                        DenyMode::AnpV1alpha1 => k8s::DenyMode::Admin,
+                        DenyMode::Error => k8s::DenyMode::Error,
+                        DenyMode::Admin => {
+                            return Err(
+                                "--k8s-deny admin is gone: denies are compiled away by default; use `--k8s-deny cluster` for ClusterNetworkPolicy (policy.networking.k8s.io/v1alpha2), or `--k8s-deny anp-v1alpha1` for the legacy AdminNetworkPolicy"
+                                    .into(),
+                            );
+                        }
+                    },
+                    allow_dns: a.allow_dns,
+                }),
+            )),
+            Target::Nft => {
+                let table = a
+                    .table
+                    .clone()
+                    .unwrap_or_else(|| nft::Options::default().table);
+                let modes: Vec<(&'static str, nft::Enforce)> = match a.enforce {
+                    Some(Enforce::Fabric) => vec![("nft/fabric.nft", nft::Enforce::Fabric)],
+                    Some(Enforce::Endpoint) => {
+                        vec![("nft/endpoint.nft", nft::Enforce::Endpoint)]
+                    }
+                    // In the directory, both scripts: a routed fabric and per-endpoint hosts
+                    // need different hooks, and each is cheap.
+                    None if in_dir => vec![
+                        ("nft/fabric.nft", nft::Enforce::Fabric),
+                        ("nft/endpoint.nft", nft::Enforce::Endpoint),
+                    ],
+                    None => vec![("nft/fabric.nft", nft::Enforce::Fabric)],
+                };
+                for (file, enforce) in modes {
+                    lowerings.push((
+                        file,
+                        Lowering::Nft(nft::Options {
+                            table: table.clone(),
+                            enforce,
+                        }),
+                    ));
+                }
+            }
+        }
+    }
     Ok(Plan {
         file: a.file,
-        lowering,
-        output: a.output,
+        lowerings,
+        dest,
         allow_empty: a.allow_empty,
     })
 }
@@ -182,6 +287,22 @@ fn empty_ruleset() -> Diagnostic {
     )
 }
 
+/// The name objects record as their source: the policy file's own name.
+fn source_name(file: &Path) -> String {
+    if file.as_os_str() == "-" {
+        return "<stdin>".into();
+    }
+    file.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| file.display().to_string())
+}
+
+/// What a lowering produced.
+enum Output {
+    K8s(k8s::Bundle, k8s::Format),
+    Text(String),
+}
+
 pub fn run(args: CompileArgs, color: bool, json: bool, sarif: bool) -> output::Outcome {
     let plan = plan(args).map_err(|m| usage_error(&m))?;
     let style = Style {
@@ -191,14 +312,12 @@ pub fn run(args: CompileArgs, color: bool, json: bool, sarif: bool) -> output::O
         json_stdout: false,
     };
     let source = super::read(&plan.file)?;
+    let inputs = std::slice::from_ref(&source.input).to_vec();
     // Where the output goes is decided (and an output that is the input refused) before the
     // policy is even checked.
-    let dest = match &plan.output {
-        Some(path) => Some(output::destination(
-            path,
-            std::slice::from_ref(&source.input),
-        )?),
-        None => None,
+    let dest = match &plan.dest {
+        Dest::Stream(Some(path)) => Some(output::destination(path, &inputs)?),
+        _ => None,
     };
     let (name, src, checked) = super::load_source(source, style)?;
     if !checked.ok() {
@@ -206,12 +325,14 @@ pub fn run(args: CompileArgs, color: bool, json: bool, sarif: bool) -> output::O
     }
     let empty = checked.policy.tenants.is_empty();
     // W006 says the same as E005, and `--allow-empty` asked for the empty ruleset on purpose.
-    let checker_warnings = checked
+    let checker_warnings: Vec<Diagnostic> = checked
         .warnings
         .iter()
-        .filter(|w| !(empty && w.code == Code::NoTenant));
+        .filter(|w| !(empty && w.code == Code::NoTenant))
+        .cloned()
+        .collect();
     if empty && !plan.allow_empty {
-        let mut all: Vec<Diagnostic> = checker_warnings.cloned().collect();
+        let mut all = checker_warnings.clone();
         all.push(empty_ruleset());
         gbpc::diag::sort(&mut all);
         super::report(&all, &name, &src, style)?;
@@ -221,34 +342,151 @@ pub fn run(args: CompileArgs, color: bool, json: bool, sarif: bool) -> output::O
         )?;
         return Err(ExitCode::from(1));
     }
-    let result = match &plan.lowering {
-        Lowering::K8s(o) => k8s::lower(&checked.policy, o),
-        Lowering::Nft(o) => nft::lower(&checked.policy, o),
-    };
-    let lowered = match result {
-        Ok(l) => l,
-        Err(errors) => {
-            let mut all = errors.clone();
-            all.extend(checker_warnings.cloned());
-            gbpc::diag::sort(&mut all);
-            super::report(&all, &name, &src, style)?;
-            super::summary_line(
-                style,
-                format!(
-                    "{name}: {}",
-                    gbpc::render::summary(errors.len(), all.len() - errors.len())
-                ),
-            )?;
-            return Err(ExitCode::from(1));
+    let src_name = source_name(&plan.file);
+    let mut outputs: Vec<(&'static str, Output)> = Vec::new();
+    let mut errors: Vec<Diagnostic> = Vec::new();
+    let mut warnings: Vec<Diagnostic> = checker_warnings;
+    for (file, lowering) in &plan.lowerings {
+        let result = match lowering {
+            Lowering::K8s(o) => k8s::objects(&checked.policy, o, Some(&src_name)).map(|mut b| {
+                let w = std::mem::take(&mut b.warnings);
+                (Output::K8s(b, o.format), w)
+            }),
+            Lowering::Nft(o) => {
+                nft::lower(&checked.policy, o).map(|l| (Output::Text(l.text), l.warnings))
+            }
+        };
+        match result {
+            Ok((out, w)) => {
+                warnings.extend(w);
+                outputs.push((file, out));
+            }
+            Err(e) => errors.extend(e),
         }
+    }
+    // The same finding from two lowerings (both nftables scripts) is said once.
+    let dedup = |v: &mut Vec<Diagnostic>| {
+        gbpc::diag::sort(v);
+        v.dedup_by(|a, b| {
+            a.code == b.code && a.message == b.message && a.primary_span() == b.primary_span()
+        });
     };
-    let mut warnings: Vec<Diagnostic> =
-        checker_warnings.chain(&lowered.warnings).cloned().collect();
-    gbpc::diag::sort(&mut warnings);
+    if !errors.is_empty() {
+        dedup(&mut errors);
+        let n = errors.len();
+        let mut all = errors;
+        all.extend(warnings);
+        dedup(&mut all);
+        super::report(&all, &name, &src, style)?;
+        super::summary_line(
+            style,
+            format!("{name}: {}", gbpc::render::summary(n, all.len() - n)),
+        )?;
+        return Err(ExitCode::from(1));
+    }
+    dedup(&mut warnings);
     super::report(&warnings, &name, &src, style)?;
-    match (&dest, &plan.output) {
-        (Some(d), Some(path)) => output::write(d, lowered.text.as_bytes(), path)?,
-        _ => output::out(&lowered.text)?,
+    match &plan.dest {
+        Dest::Stream(path) => {
+            let text = match outputs.pop() {
+                Some((_, Output::Text(t))) => t,
+                Some((_, Output::K8s(b, format))) => {
+                    let items: Vec<&k8s::Item> = b.items.iter().collect();
+                    match k8s::render(&items, format) {
+                        Ok(t) => t,
+                        Err(e) => {
+                            super::report(&e, &name, &src, style)?;
+                            return Err(ExitCode::from(1));
+                        }
+                    }
+                }
+                None => String::new(),
+            };
+            match (&dest, path) {
+                (Some(d), Some(path)) => output::write(d, text.as_bytes(), path)?,
+                _ => output::out(&text)?,
+            }
+        }
+        Dest::Dir(dir) => {
+            let files = match directory_files(outputs, &src_name) {
+                Ok(f) => f,
+                Err(e) => {
+                    super::report(&e, &name, &src, style)?;
+                    return Err(ExitCode::from(1));
+                }
+            };
+            let about = format!(
+                "compiled from {src_name} (sha256:{})",
+                k8s::sha256_hex(src.as_bytes())
+            );
+            outdir::write(dir, &files, &about, &inputs)?;
+            let names: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+            output::out(&format!(
+                "{}: wrote {} ({})\n",
+                name,
+                dir.display(),
+                names.join(", ")
+            ))?;
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The files of the output directory: `k8s/<namespace>.yaml` per namespace,
+/// `k8s/_cluster.yaml` for the cluster-scoped objects (no namespace name has `_`),
+/// `kustomization.yaml` listing them, and the nftables scripts.
+fn directory_files(
+    outputs: Vec<(&'static str, Output)>,
+    src_name: &str,
+) -> Result<Vec<outdir::OutFile>, Vec<Diagnostic>> {
+    let mut files = Vec::new();
+    let mut resources = Vec::new();
+    for (file, out) in outputs {
+        match out {
+            Output::Text(text) => files.push(outdir::OutFile {
+                path: file.to_string(),
+                bytes: text.into_bytes(),
+            }),
+            Output::K8s(bundle, format) => {
+                let ext = match format {
+                    k8s::Format::Json => "json",
+                    k8s::Format::Yaml => "yaml",
+                };
+                let mut by_ns: BTreeMap<Option<&str>, Vec<&k8s::Item>> = BTreeMap::new();
+                for it in &bundle.items {
+                    by_ns.entry(it.namespace.as_deref()).or_default().push(it);
+                }
+                for (ns, items) in by_ns {
+                    let path = match ns {
+                        None => format!("k8s/_cluster.{ext}"),
+                        Some(ns) => format!("k8s/{ns}.{ext}"),
+                    };
+                    let text = k8s::render(&items, format)?;
+                    resources.push(path.clone());
+                    files.push(outdir::OutFile {
+                        path,
+                        bytes: text.into_bytes(),
+                    });
+                }
+                let mut k = format!(
+                    "# Generated by gbpc from {src_name}; do not edit: run `gbpc compile` again.\n\
+                     # Apply: kubectl apply -k . --prune -l app.kubernetes.io/managed-by=gbpc \\\n\
+                     #   --prune-allowlist=networking.k8s.io/v1/NetworkPolicy \\\n\
+                     #   --prune-allowlist=policy.networking.k8s.io/v1alpha2/ClusterNetworkPolicy\n\
+                     apiVersion: kustomize.config.k8s.io/v1beta1\n\
+                     kind: Kustomization\n\
+                     resources:\n"
+                );
+                for r in &resources {
+                    k.push_str(&format!("- {r}\n"));
+                }
+                files.push(outdir::OutFile {
+                    path: "kustomization.yaml".into(),
+                    bytes: k.into_bytes(),
+                });
+            }
+        }
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(files)
 }

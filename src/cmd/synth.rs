@@ -26,7 +26,16 @@ pub enum SynthCommand {
     /// Print the evaluator's allowed ports between every pair of internal endpoints (JSON).
     #[command(name = "__eval-matrix", hide = true)]
     EvalMatrix { file: PathBuf },
+    /// `__k8s-fixture` plus two witness pods per label class (at most 60 classes a tenant).
+    #[command(name = "__k8s-class-fixture", hide = true)]
+    K8sClassFixture { file: PathBuf },
+    /// `__eval-matrix` between the pods of `__k8s-class-fixture` (no `allow_without_denies`).
+    #[command(name = "__eval-class-matrix", hide = true)]
+    EvalClassMatrix { file: PathBuf },
 }
+
+/// Label classes per tenant that the class fixtures probe at most.
+const FIXTURE_CLASSES: usize = 60;
 
 pub fn run(cmd: SynthCommand) -> output::Outcome {
     match cmd {
@@ -43,6 +52,14 @@ pub fn run(cmd: SynthCommand) -> output::Outcome {
         }
         SynthCommand::K8sFixture { file } => with_policy(&file, gbpc::synth::k8s_fixture),
         SynthCommand::EvalMatrix { file } => with_policy(&file, gbpc::synth::eval_matrix),
+        SynthCommand::K8sClassFixture { file } => with_policy(&file, |p| {
+            use gbpc::lower::k8s::fixture;
+            fixture::fixture(p, &fixture::pods(p, FIXTURE_CLASSES))
+        }),
+        SynthCommand::EvalClassMatrix { file } => with_policy(&file, |p| {
+            use gbpc::lower::k8s::fixture;
+            fixture::matrix(p, &fixture::pods(p, FIXTURE_CLASSES))
+        }),
     }
 }
 

@@ -1,32 +1,41 @@
 #!/usr/bin/env python3
 """Differential test of gbpc's Kubernetes output against IBM np-guard's network-config-analyzer.
 
-For each policy (the examples and generated ones), gbpc compiles NetworkPolicy objects, writes
-the Namespaces and Pods of the declared internal endpoints (`gbpc __k8s-fixture`), and prints
-the evaluator's allowed ports between every ordered pair of internal endpoints
-(`gbpc __eval-matrix`). NCA computes the connectivity those NetworkPolicies allow between the
-pods; the two must be equal for TCP, UDP and SCTP, on every port.
+For each policy (the examples, the regression cases and generated ones), gbpc compiles
+NetworkPolicy objects with the default options (denies compiled away), writes the Namespaces and
+Pods of the declared internal endpoints plus two witness pods for every label class (every set of
+groups some combination of labels selects: `gbpc __k8s-class-fixture`), and prints the
+evaluator's allowed ports between every ordered pair of those pods (`gbpc __eval-class-matrix`).
+NCA computes the connectivity the NetworkPolicies allow between the pods; the two must be equal
+for TCP, UDP and SCTP, on every port.
 
-network-config-analyzer 2.1.0 (the newest release) does not read AdminNetworkPolicy. Denies
-are compiled with `--k8s-deny admin`, and each run is done twice:
+Each case is run a second time with `--k8s-deny cluster`: the NetworkPolicies plus each
+ClusterNetworkPolicy translated here, rule for rule, into a Calico GlobalNetworkPolicy with
+action Deny and `order` = the policy's priority (network-config-analyzer 2.1.0, the newest
+release, reads neither ClusterNetworkPolicy nor AdminNetworkPolicy; it evaluates ordered Calico
+policies before Kubernetes NetworkPolicies, which is exactly "an Admin-tier Deny wins over every
+NetworkPolicy"). The translation is mechanical (subject/peers `pods` -> namespaceSelector +
+selector, `networks` -> nets, protocols -> one rule per protocol); anything it does not know
+makes the case fail.
 
-1. the NetworkPolicy objects alone, compared with the evaluator's verdict *without the deny
-   subjects* (`allow_without_denies`): this checks every permit and intra-group rule;
-2. the NetworkPolicy objects plus each AdminNetworkPolicy translated here, rule for rule, into a
-   Calico GlobalNetworkPolicy with action Deny and `order` = the ANP's priority (NCA evaluates
-   ordered Calico policies before Kubernetes NetworkPolicies, which is exactly "an ANP Deny wins
-   over every NetworkPolicy"), compared with the evaluator's true verdict (`allow`).
-
-The translation is mechanical (subject/peers `pods` -> namespaceSelector + selector, `networks`
--> nets, ports -> one rule per protocol); anything it does not know makes the case fail.
-ICMP is not expressible in NetworkPolicy and is not compared. Pod-to-itself flows are not
-listed by NCA and are not compared.
+What is not compared, and why (nothing else is left out):
+- ICMP and other IP protocols: NetworkPolicy cannot name them (gbpc warns, W010/W030).
+- A pod's connections to itself: NCA does not list them. Two pods per label class make every
+  class meet itself.
+- Pod addresses in `ipBlock`s: NCA never matches an ipBlock to a pod, so a pod is only ever a
+  pod to it; gbpc's ipBlocks never contain a pod address (`tests/k8s.rs` proves it), so a plugin
+  that does match pods against ipBlocks decides the same. Connections between pods and address
+  ranges are compared too: for every piece of the address space, NCA's connectivity must be the
+  evaluator's for the external groups there (none for the fabric's own addresses and for
+  addresses in no group).
 
 Last line of output: "N passed, M failed". Exit status 1 on any disagreement or failure.
 """
 
 import argparse
+import concurrent.futures
 import glob
+import ipaddress
 import json
 import os
 import re
@@ -127,7 +136,8 @@ def parse_connection(text):
 
 
 def parse_nca(output):
-    """Pairs ("ns/pod", "ns/pod") -> {proto: ranges}. Lines with IP ranges are skipped."""
+    """Pairs ("ns/pod", "ns/pod") -> {proto: ranges}. Lines with address ranges are read by
+    `parse_nca_external`."""
     pairs = {}
     for line in output.splitlines():
         if " => " not in line or " : " not in line:
@@ -143,6 +153,80 @@ def parse_nca(output):
         for p in PROTOS:
             cur[p].extend(got[p])
     return {k: {p: normalize(v[p]) for p in PROTOS} for k, v in pairs.items()}
+
+
+def parse_addr_range(text):
+    """An NCA address range (`lo-hi`, a CIDR, or one address) as (family, lo, hi) integers, or
+    None when the text is not an address range."""
+    text = text.strip()
+    try:
+        if "/" in text:
+            net = ipaddress.ip_network(text, strict=False)
+            return net.version, int(net.network_address), int(net.broadcast_address)
+        if "-" in text:
+            lo, hi = text.split("-", 1)
+            lo, hi = ipaddress.ip_address(lo), ipaddress.ip_address(hi)
+            return lo.version, int(lo), int(hi)
+        a = ipaddress.ip_address(text)
+        return a.version, int(a), int(a)
+    except ValueError:
+        return None
+
+
+def parse_nca_external(output):
+    """(pod, "out" | "in") -> [(family, lo, hi, {proto: ranges})] from NCA's lines between a
+    pod and an address range."""
+    out = {}
+    for line in output.splitlines():
+        if " => " not in line or " : " not in line:
+            continue
+        ends, conn = line.split(" : ", 1)
+        src, dst = (x.strip() for x in ends.split(" => ", 1))
+        s_range, d_range = parse_addr_range(src), parse_addr_range(dst)
+        if (s_range is None) == (d_range is None):
+            continue  # pod to pod (or range to range)
+        got = parse_connection(conn)
+        if s_range is None:
+            key, r = (src, "out"), d_range
+        else:
+            key, r = (dst, "in"), s_range
+        out.setdefault(key, []).append((r[0], r[1], r[2], got))
+    return out
+
+
+def compare_external(label, expected, got, stats):
+    """Disagreements between the evaluator's pod-address connectivity and NCA's, compared on
+    every piece of the address space either side names."""
+    want = {}
+    for e in expected:
+        r = parse_addr_range(f"{e['lo']}-{e['hi']}")
+        want.setdefault((e["pod"], e["dir"]), []).append((r[0], r[1], r[2], e["allow"]))
+    bad = []
+    for key in sorted(set(want) | set(got)):
+        w, g = want.get(key, []), got.get(key, [])
+        for fam in (4, 6):
+            ws = [x for x in w if x[0] == fam]
+            gs = [x for x in g if x[0] == fam]
+            if not ws and not gs:
+                continue
+            cuts = sorted({x[1] for x in ws + gs} | {x[2] + 1 for x in ws + gs})
+            for lo, nxt in zip(cuts, cuts[1:]):
+                def at(items):
+                    conn = {p: [] for p in PROTOS}
+                    for _, a, b, c in items:
+                        if a <= lo <= b:
+                            for p in PROTOS:
+                                conn[p].extend(tuple(r) for r in c[p])
+                    return {p: normalize(conn[p]) for p in PROTOS}
+                a, b = at(ws), at(gs)
+                stats["external_sets"] += 1
+                if a != b:
+                    ip = ipaddress.ip_address(lo)
+                    last = ipaddress.ip_address(nxt - 1)
+                    bad.append(
+                        f"[{label}] {key[0]} {'->' if key[1] == 'out' else '<-'} {ip}-{last}: "
+                        f"gbpc evaluator allows {a}, NCA allows {b}")
+    return bad
 
 
 def calico_selector(sel, what):
@@ -168,45 +252,48 @@ def calico_peer(peer):
     raise ValueError(f"cannot translate ANP peer {peer!r}")
 
 
-def calico_ports(ports):
-    """ANP ports as [(protocol or None, [calico port, ...] or None)]."""
-    if not ports:
+def cnp_protocols(protocols):
+    """CNP protocols as [(protocol or None, [calico port, ...] or None)]."""
+    if not protocols:
         return [(None, None)]
     by_proto = {}
-    for p in ports:
-        if set(p) == {"portNumber"}:
-            n = p["portNumber"]
-            by_proto.setdefault(n["protocol"], []).append(int(n["port"]))
-        elif set(p) == {"portRange"}:
-            r = p["portRange"]
-            by_proto.setdefault(r["protocol"], []).append(f"{int(r['start'])}:{int(r['end'])}")
+    for pr in protocols:
+        if len(pr) != 1:
+            raise ValueError(f"cannot translate CNP protocol {pr!r}")
+        (name, body), = pr.items()
+        if name not in ("tcp", "udp", "sctp") or set(body) != {"destinationPort"}:
+            raise ValueError(f"cannot translate CNP protocol {pr!r}")
+        port = body["destinationPort"]
+        if set(port) == {"number"}:
+            by_proto.setdefault(name.upper(), []).append(int(port["number"]))
+        elif set(port) == {"range"}:
+            r = port["range"]
+            by_proto.setdefault(name.upper(), []).append(f"{int(r['start'])}:{int(r['end'])}")
         else:
-            raise ValueError(f"cannot translate ANP port {p!r}")
+            raise ValueError(f"cannot translate CNP port {port!r}")
     return sorted(by_proto.items())
 
 
-def anp_to_calico(anp):
-    """One AdminNetworkPolicy (every rule Deny) as a Calico GlobalNetworkPolicy."""
-    spec = anp["spec"]
-    if set(spec) - {"priority", "subject", "ingress", "egress"}:
-        raise ValueError(f"cannot translate ANP spec keys {sorted(spec)}")
+def cnp_to_calico(cnp):
+    """One Admin-tier ClusterNetworkPolicy (every rule Deny) as a Calico GlobalNetworkPolicy."""
+    spec = cnp["spec"]
+    if set(spec) - {"tier", "priority", "subject", "ingress", "egress"} or spec.get("tier") != "Admin":
+        raise ValueError(f"cannot translate CNP spec {sorted(spec)} tier {spec.get('tier')!r}")
     subj = spec["subject"]
-    if set(subj) == {"pods"}:
-        ns_sel = calico_selector(subj["pods"].get("namespaceSelector", {}), "subject namespaceSelector")
-        pod_sel = calico_selector(subj["pods"].get("podSelector", {}), "subject podSelector")
-    elif set(subj) == {"namespaces"}:
-        ns_sel, pod_sel = calico_selector(subj["namespaces"], "subject namespaces"), "all()"
-    else:
-        raise ValueError(f"cannot translate ANP subject {subj!r}")
-    out = {"order": int(spec["priority"]), "namespaceSelector": ns_sel, "selector": pod_sel, "types": []}
+    if set(subj) != {"pods"}:
+        raise ValueError(f"cannot translate CNP subject {subj!r}")
+    out = {"order": int(spec["priority"]),
+           "namespaceSelector": calico_selector(subj["pods"].get("namespaceSelector", {}), "subject namespaceSelector"),
+           "selector": calico_selector(subj["pods"].get("podSelector", {}), "subject podSelector"),
+           "types": []}
     for direction, peers_key, side in (("ingress", "from", "source"), ("egress", "to", "destination")):
         rules = []
         for rule in spec.get(direction) or []:
             if rule.get("action") != "Deny":
-                raise ValueError(f"cannot translate ANP action {rule.get('action')!r}")
+                raise ValueError(f"cannot translate CNP action {rule.get('action')!r}")
             for peer in rule.get(peers_key) or []:
                 entity = calico_peer(peer)
-                for proto, ports in calico_ports(rule.get("ports")):
+                for proto, ports in cnp_protocols(rule.get("protocols")):
                     r = {"action": "Deny", side: dict(entity)}
                     if proto:
                         r["protocol"] = proto
@@ -217,32 +304,32 @@ def anp_to_calico(anp):
             out[direction] = rules
             out["types"].append(direction.capitalize())
     return {"apiVersion": "projectcalico.org/v3", "kind": "GlobalNetworkPolicy",
-            "metadata": {"name": anp["metadata"]["name"]}, "spec": out}
+            "metadata": {"name": cnp["metadata"]["name"]}, "spec": out}
 
 
 def fmt_ranges(rs):
     return ",".join(f"{lo}" if lo == hi else f"{lo}-{hi}" for lo, hi in rs) or "-"
 
 
+def compile_items(args, path, extra):
+    """gbpc's Kubernetes objects for a policy: (items, None) or (None, error)."""
+    comp = run([args.gbpc, "compile", path, "--target", "k8s"] + extra)
+    if comp.returncode != 0:
+        return None, f"gbpc compile {' '.join(extra) or '(default options)'} failed ({comp.returncode}): {comp.stderr.strip()[-2000:]}"
+    return json.loads(comp.stdout)["items"], None
+
+
 def check_case(name, path, args, work, stats):
     """Compare one policy file; returns a list of disagreement lines (empty: pass)."""
     out = os.path.join(work, re.sub(r"[^A-Za-z0-9_.-]", "_", name))
-    os.makedirs(os.path.join(out, "policies"), exist_ok=True)
-    comp = run([args.gbpc, "compile", path, "--target", "k8s", "--k8s-deny", "admin"])
-    if comp.returncode != 0:
-        return [f"gbpc compile failed ({comp.returncode}): {comp.stderr.strip()[-2000:]}"]
-    items = json.loads(comp.stdout)["items"]
-    nps = [i for i in items if i.get("kind") == "NetworkPolicy"]
-    anps = [i for i in items if i.get("kind") == "AdminNetworkPolicy"]
-    other = [i.get("kind") for i in items if i.get("kind") not in ("NetworkPolicy", "AdminNetworkPolicy")]
-    if other:
-        return [f"unexpected object kinds in gbpc output: {sorted(set(other))}"]
-    fix = run([args.gbpc, "__k8s-fixture", path])
-    mat = run([args.gbpc, "__eval-matrix", path])
+    os.makedirs(out, exist_ok=True)
+    fix = run([args.gbpc, "__k8s-class-fixture", path])
+    mat = run([args.gbpc, "__eval-class-matrix", path])
     if fix.returncode != 0 or mat.returncode != 0:
         return [f"gbpc helpers failed: {fix.stderr.strip()} {mat.stderr.strip()}"]
     fixture = json.loads(fix.stdout)["items"]
-    matrix = json.loads(mat.stdout)["pairs"]
+    matrix_all = json.loads(mat.stdout)
+    matrix = matrix_all["pairs"]
     pods = [i for i in fixture if i["kind"] == "Pod"]
     if len(pods) < 2:
         # Nothing to compare. The generator always declares two or more internal endpoints,
@@ -251,28 +338,47 @@ def check_case(name, path, args, work, stats):
             return [f"only {len(pods)} pod(s) in a generated policy"]
         stats["trivial"] += 1
         return []
+    stats["pods"] += len(pods)
+    stats["witnesses"] += sum(1 for p in pods if p["metadata"]["name"].startswith("gbpc-class"))
     topo = os.path.join(out, "topology.yaml")
     with open(topo, "w") as f:
         yaml.safe_dump_all(fixture, f, sort_keys=False)
-    try:
-        gnps = [anp_to_calico(a) for a in anps]
-    except ValueError as e:
-        return [str(e)]
-    stats["nps"] += len(nps)
-    stats["anps"] += len(anps)
-    runs = [("NetworkPolicy only", "policies", nps, "allow_without_denies")]
-    if anps:
-        runs.append(("with denies (ANP as Calico)", "policies-denies", nps + gnps, "allow"))
+    runs = []
+    items, err = compile_items(args, path, [])
+    if err:
+        return [err]
+    kinds = sorted({i.get("kind") for i in items} - {"NetworkPolicy"})
+    if kinds:
+        return [f"default options gave {kinds}: only NetworkPolicy was expected"]
+    stats["nps"] += len(items)
+    runs.append(("default options", "policies", items))
+    if not args.no_cluster:
+        items, err = compile_items(args, path, ["--k8s-deny", "cluster"])
+        if err:
+            return [err]
+        nps = [i for i in items if i.get("kind") == "NetworkPolicy"]
+        cnps = [i for i in items if i.get("kind") == "ClusterNetworkPolicy"]
+        other = [i.get("kind") for i in items if i.get("kind") not in ("NetworkPolicy", "ClusterNetworkPolicy")]
+        if other:
+            return [f"unexpected object kinds in gbpc output: {sorted(set(other))}"]
+        if cnps:
+            try:
+                gnps = [cnp_to_calico(c) for c in cnps]
+            except ValueError as e:
+                return [str(e)]
+            stats["cnps"] += len(cnps)
+            runs.append(("--k8s-deny cluster (CNP as Calico)", "policies-cluster", nps + gnps))
     bad = []
-    for label, sub, objs, field in runs:
+    for label, sub, objs in runs:
         pdir = os.path.join(out, sub)
         os.makedirs(pdir, exist_ok=True)
         with open(os.path.join(pdir, "policies.yaml"), "w") as f:
             yaml.safe_dump_all(objs, f, sort_keys=False)
-        got, err = nca_connectivity(args, pdir, topo, len(pods), os.path.join(out, sub + ".txt"))
+        got, ext, err = nca_connectivity(args, pdir, topo, len(pods), os.path.join(out, sub + ".txt"))
         if err:
             return [f"{label}: {err}"]
-        bad += compare(label, matrix, got, field, stats)
+        bad += compare(label, matrix, got, "allow", stats)
+        bad += compare_external(label, matrix_all["external"], ext, stats)
     return bad
 
 
@@ -286,14 +392,14 @@ def nca_connectivity(args, pdir, topo, npods, keep):
     with open(keep, "w") as f:
         f.write(nca.stdout + nca.stderr)
     if "Error" in nca.stdout[:200] or "Error" in nca.stderr:
-        return None, f"nca failed: {(nca.stdout + nca.stderr).strip()[-2000:]}"
+        return None, None, f"nca failed: {(nca.stdout + nca.stderr).strip()[-2000:]}"
     m = re.search(r"cluster has (\d+) unique endpoints", nca.stdout)
     if not m or int(m.group(1)) < npods:
-        return None, f"nca saw {m.group(1) if m else '?'} endpoints, expected {npods}: {nca.stdout[:300]}"
+        return None, None, f"nca saw {m.group(1) if m else '?'} endpoints, expected {npods}: {nca.stdout[:300]}"
     try:
-        return parse_nca(nca.stdout), None
+        return parse_nca(nca.stdout), parse_nca_external(nca.stdout), None
     except ValueError as e:
-        return None, str(e)
+        return None, None, str(e)
 
 
 def compare(label, matrix, got, field, stats):
@@ -309,10 +415,9 @@ def compare(label, matrix, got, field, stats):
         for p in PROTOS:
             stats["sets"] += 1
             stats["ports"] += sum(hi - lo + 1 for lo, hi in want[p])
-            if field == "allow":
-                nodeny = normalize(tuple(r) for r in pair["allow_without_denies"][p])
-                if nodeny != want[p]:
-                    stats["deny_sets"] += 1
+            nodeny = normalize(tuple(r) for r in pair["allow_without_denies"][p])
+            if nodeny != want[p]:
+                stats["deny_sets"] += 1
             if have[p] != want[p]:
                 bad.append(
                     f"[{label}] {key[0]} -> {key[1]} {p}: gbpc evaluator allows "
@@ -360,6 +465,10 @@ def main():
     ap.add_argument("--large", type=int, default=0,
                     help="also this many denser generated policies (`__synth SEED --large`)")
     ap.add_argument("--timeout", type=int, default=120, help="seconds per NCA run")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                    help="cases checked at once (default: the number of CPUs)")
+    ap.add_argument("--no-cluster", action="store_true",
+                    help="skip the second run of each case with --k8s-deny cluster")
     ap.add_argument("--keep", help="keep the work files in this directory")
     args = ap.parse_args()
 
@@ -385,14 +494,25 @@ def main():
             fh.write(text.stdout)
         cases.append((f"seed {tag}", f))
 
-    stats = dict(pairs=0, sets=0, ports=0, deny_sets=0, anps=0, nps=0, trivial=0)
+    stats = dict(pairs=0, sets=0, ports=0, deny_sets=0, cnps=0, nps=0, trivial=0, pods=0, witnesses=0,
+                 disagreements=0, external_sets=0)
     passed = failed = 0
-    for name, path in cases:
+    def one(case):
+        name, path = case
+        local = dict.fromkeys(stats, 0)
         try:
-            bad = check_case(name, path, args, work, stats)
+            return check_case(name, path, args, work, local), local
         except subprocess.TimeoutExpired:
-            bad = ["nca timed out"]
+            return ["nca timed out"], local
+
+    # The cases are independent: NCA runs in parallel, results are reported in case order.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        results = list(pool.map(one, cases))
+    for (name, path), (bad, local) in zip(cases, results):
+        for k, v in local.items():
+            stats[k] += v
         if bad:
+            stats["disagreements"] += len(bad)
             failed += 1
             print(f"FAIL {name} ({path}): {len(bad)} disagreement(s)")
             for b in bad[:20]:
@@ -403,10 +523,13 @@ def main():
             passed += 1
             print(f"ok   {name}")
     print(
-        f"compared {stats['pairs']} (endpoint pair, run) cases, {stats['sets']} (pair, protocol) "
-        f"port sets, {stats['ports']} allowed (pair, protocol, port) flows; "
-        f"{stats['nps']} NetworkPolicies, {stats['anps']} AdminNetworkPolicies (as Calico); "
-        f"{stats['deny_sets']} port sets where a deny subject changes the verdict; "
+        f"{len(cases)} policies, {stats['pods']} pods ({stats['witnesses']} of them label-class "
+        f"witnesses); compared {stats['pairs']} (pod pair, run) cases, {stats['sets']} (pair, "
+        f"protocol) port sets, {stats['ports']} allowed (pair, protocol, port) flows; "
+        f"{stats['nps']} NetworkPolicies (default options), {stats['cnps']} ClusterNetworkPolicies "
+        f"(as Calico); {stats['deny_sets']} port sets where a deny subject changes the verdict; "
+        f"{stats['external_sets']} (pod, address range, direction) pieces compared; "
+        f"{stats['disagreements']} disagreements; "
         f"{stats['trivial']} cases with fewer than two pods (nothing to compare)")
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
