@@ -702,10 +702,17 @@ fn wait_for_agents(child: &mut Child, agents: usize) -> BTreeSet<String> {
         let procs = run_processes(child.id());
         // Agents make their own namespaces once started: wait until they are in as many
         // distinct ones (a new agent is in its parent's namespace for a moment).
+        // (an agent still in the fabric's namespace does not count yet).
+        let fabric: BTreeSet<String> = procs
+            .iter()
+            .filter(|(_, a)| a.iter().any(|x| x == "fabric"))
+            .filter_map(|(pid, _)| net_ns(*pid))
+            .collect();
         let agent_ns: BTreeSet<String> = procs
             .iter()
             .filter(|(_, a)| a.iter().any(|x| x == "endpoint"))
             .filter_map(|(pid, _)| net_ns(*pid))
+            .filter(|ns| !fabric.contains(ns))
             .collect();
         if agent_ns.len() >= agents {
             return procs.iter().filter_map(|(pid, _)| net_ns(*pid)).collect();
