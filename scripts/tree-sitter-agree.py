@@ -7,8 +7,9 @@ ERROR or MISSING node is not `successful`). They must agree both ways: a syntax 
 an error in the tree, and a file gbpc parses (semantic errors or not) parses cleanly.
 
 Inputs: every *.gbp of the repository (examples, the broken-input corpus tests/broken, fmt,
-lint, diff and regression cases), the fuzz corpora of the parser and the formatter
-(fuzz/corpus/parse and fmt: mutated text; any bytes are an input both must agree on), N
+lint, diff and regression cases), the fuzz inputs of the parser and the formatter (the seeds
+in git, fuzz/seeds/parse and fmt, and a local corpus fuzz/corpus/parse and fmt when a fuzz run
+has made one: mutated text; any bytes are an input both must agree on), N
 policies from gbpc's own generator (`gbpc __synth SEED`, default 60), and the inputs of the
 grammar's corpus tests (whose `:error` attribute must match gbpc's verdict too).
 
@@ -88,8 +89,9 @@ def main() -> int:
     for f in listed:
         sources[ROOT / f] = "repository *.gbp" if not f.startswith("tests/broken/") else "tests/broken"
     for target in fuzz:
-        for f in sorted((ROOT / "fuzz" / "corpus" / target).glob("*")):
-            sources[f] = f"fuzz/corpus/{target}"
+        for kind in ("seeds", "corpus"):
+            for f in sorted((ROOT / "fuzz" / kind / target).glob("*")):
+                sources[f] = f"fuzz/{kind}/{target}"
     for seed in range(synth):
         flag = ["--small"] if seed % 3 == 1 else ["--large"] if seed % 3 == 2 else []
         p = tmp / f"synth-{seed}.gbp"

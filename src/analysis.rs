@@ -884,8 +884,5 @@ pub fn location(file: &str, src: &str, span: crate::diag::Span) -> (String, Stri
     let ix = crate::text::LineIndex::new(src);
     let pos = ix.position(src, span.start);
     let line = ix.line_text(src, pos.line).trim().to_string();
-    (
-        format!("{file}:{}:{}", pos.line + 1, pos.col_chars + 1),
-        line,
-    )
+    (crate::text::place(file, src, &ix, span.start), line)
 }

@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use gbpc::diag::Diagnostic;
+use gbpc::text::count;
 
 #[path = "cmd/analysis.rs"]
 mod cmd_analysis;
@@ -276,21 +277,41 @@ fn summary_line(style: Style, line: String) -> Result<(), ExitCode> {
     output::err(&(line + "\n"))
 }
 
-/// Report a policy that has errors, with the summary line: the early stop of every command.
-fn reject(checked: &gbpc::model::Checked, name: &str, src: &str, style: Style) -> ExitCode {
-    let written = report(&checked.diagnostics(), name, src, style).and_then(|()| {
-        summary_line(
-            style,
-            format!(
-                "{name}: {}",
-                gbpc::render::summary(checked.errors.len(), checked.warnings.len())
-            ),
-        )
-    });
-    match written {
+/// Report diagnostics, the first `errors` of them errors (by count: the rest are warnings),
+/// then the summary line (`NAME: 2 errors, 1 warning`), and give exit code 1 (or 2 when
+/// writing failed): the early stop of every command.
+fn fail(diags: &[Diagnostic], errors: usize, name: &str, src: &str, style: Style) -> ExitCode {
+    match report_with_summary(diags, errors, name, src, style) {
         Ok(()) => ExitCode::from(1),
         Err(code) => code,
     }
+}
+
+/// [`report`], then the summary line; for a command that decides its exit code itself.
+fn report_with_summary(
+    diags: &[Diagnostic],
+    errors: usize,
+    name: &str,
+    src: &str,
+    style: Style,
+) -> Result<(), ExitCode> {
+    report(diags, name, src, style)?;
+    let warnings = diags.len().saturating_sub(errors);
+    summary_line(
+        style,
+        format!("{name}: {}", gbpc::render::summary(errors, warnings)),
+    )
+}
+
+/// Report a policy that has errors (see [`fail`]).
+fn reject(checked: &gbpc::model::Checked, name: &str, src: &str, style: Style) -> ExitCode {
+    fail(
+        &checked.diagnostics(),
+        checked.errors.len(),
+        name,
+        src,
+        style,
+    )
 }
 
 /// Parse and check; on failure, report and return the exit code.
@@ -311,9 +332,7 @@ fn load_source(
             let lossy =
                 String::from_utf8_lossy(&bytes[..bytes.len().min(gbpc::syntax::MAX_FILE_BYTES)])
                     .into_owned();
-            report(&[d], &name, &lossy, style)?;
-            summary_line(style, format!("{name}: {}", gbpc::render::summary(1, 0)))?;
-            return Err(ExitCode::from(1));
+            return Err(fail(&[d], 1, &name, &lossy, style));
         }
     };
     let checked = gbpc::check_source(&src);
@@ -349,8 +368,4 @@ fn check(file: &Path, style: Style) -> output::Outcome {
         gbpc::render::summary(0, checked.warnings.len()),
     ))?;
     Ok(ExitCode::SUCCESS)
-}
-
-fn count(n: usize, what: &str) -> String {
-    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
 }

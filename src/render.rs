@@ -393,12 +393,8 @@ fn render_part(
 
 /// The one-line summary after a check: `2 errors, 1 warning`.
 pub fn summary(errors: usize, warnings: usize) -> String {
-    let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
-    format!(
-        "{}, {}",
-        plural(errors, "error"),
-        plural(warnings, "warning")
-    )
+    use crate::text::count;
+    format!("{}, {}", count(errors, "error"), count(warnings, "warning"))
 }
 
 /// A position as the JSON format writes it.
@@ -406,10 +402,26 @@ fn json_pos(ix: &crate::text::LineIndex, src: &str, offset: usize) -> serde_json
     let p = ix.position(src, offset);
     serde_json::json!({
         "offset": offset.min(src.len()),
-        "line": p.line + 1,
-        "column": p.col_chars + 1,
+        "line": p.line_no(),
+        "column": p.column_no(),
         "column_utf16": p.col_utf16 + 1,
     })
+}
+
+/// A place in a policy as the JSON outputs of `explain` and `run` write it: `file`, `line`,
+/// `column` (from 1, in characters), in that order; callers add their own keys after them.
+pub fn json_place(
+    file: &str,
+    src: &str,
+    ix: &crate::text::LineIndex,
+    offset: usize,
+) -> serde_json::Map<String, serde_json::Value> {
+    let p = ix.position(src, offset);
+    let mut m = serde_json::Map::new();
+    m.insert("file".into(), file.into());
+    m.insert("line".into(), p.line_no().into());
+    m.insert("column".into(), p.column_no().into());
+    m
 }
 
 /// One JSON object per diagnostic, one per line (JSON Lines); the schema is documented in

@@ -34,6 +34,24 @@ pub struct Position {
     pub col_utf16: usize,
 }
 
+impl Position {
+    /// The line as people count it, from 1.
+    pub fn line_no(&self) -> usize {
+        self.line + 1
+    }
+
+    /// The column as people count it, in characters from 1.
+    pub fn column_no(&self) -> usize {
+        self.col_chars + 1
+    }
+}
+
+/// `file:line:column` of a byte offset: how every text output names a place in a policy.
+pub fn place(file: &str, text: &str, ix: &LineIndex, offset: usize) -> String {
+    let pos = ix.position(text, offset);
+    format!("{file}:{}:{}", pos.line_no(), pos.column_no())
+}
+
 impl LineIndex {
     pub fn new(text: &str) -> Self {
         let bytes = text.as_bytes();
@@ -233,6 +251,11 @@ pub fn with_stray_line_breaks_as_lf(text: &str) -> Option<String> {
     }
     out.push_str(text.get(at..).unwrap_or(""));
     Some(out)
+}
+
+/// A count and its noun, plural unless the count is 1: `1 error`, `2 warnings`.
+pub fn count(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 
 /// At most `n` characters of `s`, with `…` when something was cut.

@@ -2,43 +2,16 @@
 //! diff cases with known changes (and equivalent rewrites that must report none), lint cases
 //! (one file each), and checks that every answer agrees with the evaluator.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use gbpc::analysis::{self, Party, Space};
 use gbpc::eval::{self, Flow, Proto, Verdict};
 use gbpc::model::{GroupId, Policy};
 
-use crate::cases::{check_output, compile_ok, examples, files, probe_flows, root};
-
-fn snapshot(name: &str, value: &str) {
-    let mut s = insta::Settings::clone_current();
-    s.set_snapshot_path("../snapshots");
-    s.set_prepend_module_to_snapshot(false);
-    s.set_omit_expression(true);
-    s.bind(|| insta::assert_snapshot!(name, value));
-}
-
-fn stem(p: &Path) -> String {
-    p.file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
-fn read(p: &Path) -> String {
-    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()))
-}
-
-/// Run `f` for every case, collecting failures, so one broken case does not hide the others.
-fn each(cases: &[PathBuf], f: impl Fn(&Path)) {
-    assert!(!cases.is_empty(), "no cases found");
-    let mut failed = Vec::new();
-    for c in cases {
-        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(c))).is_err() {
-            failed.push(c.display().to_string());
-        }
-    }
-    assert!(failed.is_empty(), "failing cases: {failed:#?}");
-}
+use crate::cases::{check_output, compile_ok, probe_flows};
+use crate::support::{
+    decide_either_family, each_case, examples, files, read, repo, snapshot, stem,
+};
 
 fn party(a: &gbpc::model::Party) -> Party {
     match a {
@@ -63,7 +36,7 @@ impl Lcg {
 /// example and must agree with it; diff of an example with itself must be empty.
 #[test]
 fn commands_on_examples() {
-    each(&examples(), |path| {
+    each_case(&examples(), |path| {
         let name = stem(path);
         let rel = format!("examples/{name}.gbp");
         let src = read(path);
@@ -82,7 +55,7 @@ fn commands_on_examples() {
             out.push_str(&analysis::explain::text(&e, &rel, &src));
             out.push('\n');
         }
-        snapshot(&format!("analysis-explain-{name}"), &out);
+        snapshot!(&format!("analysis-explain-{name}"), &out);
         if let Some(a) = p.asserts.first() {
             let e = analysis::explain::explain(&p, party(&a.from), party(&a.to), a.flow)
                 .unwrap_or_else(|e| panic!("{rel}: {e}"));
@@ -93,7 +66,7 @@ fn commands_on_examples() {
         // query: from every group to every group.
         let all = analysis::real_groups(&p);
         let reach = analysis::query::query(&p, &all, &all);
-        snapshot(
+        snapshot!(
             &format!("analysis-query-{name}"),
             &analysis::query::text(&p, &reach, &all),
         );
@@ -103,12 +76,12 @@ fn commands_on_examples() {
         // diff with itself: no change.
         let r = analysis::diff::diff(&p, &compile_ok(&src));
         assert!(r.is_empty(), "{rel}: diff with itself: {r:#?}");
-        snapshot(&format!("analysis-diff-{name}"), &analysis::diff::text(&r));
+        snapshot!(&format!("analysis-diff-{name}"), &analysis::diff::text(&r));
         // graph.
         let dot = analysis::graph::dot(&p);
         validate_dot(&rel, &dot);
-        snapshot(&format!("analysis-graph-{name}"), &dot);
-        snapshot(
+        snapshot!(&format!("analysis-graph-{name}"), &dot);
+        snapshot!(
             &format!("analysis-graph-mermaid-{name}"),
             &analysis::graph::mermaid(&p),
         );
@@ -116,11 +89,11 @@ fn commands_on_examples() {
         // snapshot and the property test below cover it.
         let m = analysis::matrix::matrix(&p);
         if all.len() <= 20 {
-            snapshot(
+            snapshot!(
                 &format!("analysis-matrix-{name}"),
                 &analysis::matrix::text(&m),
             );
-            snapshot(
+            snapshot!(
                 &format!("analysis-matrix-csv-{name}"),
                 &analysis::matrix::csv(&m),
             );
@@ -134,7 +107,7 @@ fn commands_on_examples() {
             );
         }
         if name == "three-tier" {
-            snapshot(&format!("analysis-matrix-html-{name}"), &html);
+            snapshot!(&format!("analysis-matrix-html-{name}"), &html);
         }
     });
 }
@@ -205,7 +178,7 @@ fn sample_flows(p: &Policy, rng: &mut Lcg) -> Vec<Flow> {
 /// example (the generated one: a deterministic sample of pairs).
 #[test]
 fn query_agrees_with_evaluator() {
-    each(&examples(), |path| {
+    each_case(&examples(), |path| {
         let p = compile_ok(&read(path));
         let groups = analysis::real_groups(&p);
         let mut rng = Lcg(0x5eed);
@@ -251,12 +224,12 @@ fn query_agrees_with_evaluator() {
 /// that must report no change; every other case must report one.
 #[test]
 fn diff_cases() {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root().join("tests/diff"))
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(repo().join("tests/diff"))
         .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
         .unwrap_or_default();
     dirs.retain(|d| d.is_dir());
     dirs.sort();
-    each(&dirs, |dir| {
+    each_case(&dirs, |dir| {
         let case = stem(dir);
         let old = compile_ok(&read(&dir.join("old.gbp")));
         let new = compile_ok(&read(&dir.join("new.gbp")));
@@ -273,14 +246,14 @@ fn diff_cases() {
         let mut out = analysis::diff::text(&r);
         out.push_str("--- json\n");
         out.push_str(&analysis::diff::json(&r));
-        snapshot(&format!("diff-{case}"), &out);
+        snapshot!(&format!("diff-{case}"), &out);
     });
 }
 
 /// Every diff verdict change is the evaluator's: spot-check each reported range's ends.
 #[test]
 fn diff_changes_are_evaluator_changes() {
-    let dir = root().join("tests/diff/deny-removed");
+    let dir = repo().join("tests/diff/deny-removed");
     let old = compile_ok(&read(&dir.join("old.gbp")));
     let new = compile_ok(&read(&dir.join("new.gbp")));
     let r = analysis::diff::diff(&old, &new);
@@ -313,7 +286,7 @@ fn diff_changes_are_evaluator_changes() {
 /// named after; its `check` output is snapshotted.
 #[test]
 fn lint_cases() {
-    each(&files("tests/lint", "gbp"), |path| {
+    each_case(&files("tests/lint", "gbp"), |path| {
         let name = stem(path);
         let rel = format!("tests/lint/{name}.gbp");
         let src = read(path);
@@ -325,7 +298,7 @@ fn lint_cases() {
                 .any(|w| w.code.as_str().starts_with("gbpc::W1")),
             "{rel}: expected a lint warning"
         );
-        snapshot(&format!("lint-{name}"), &check_output(&rel, &src));
+        snapshot!(&format!("lint-{name}"), &check_output(&rel, &src));
     });
 }
 
@@ -337,7 +310,7 @@ fn cli_analysis_commands() {
     let run = |args: &[&str]| {
         std::process::Command::new(bin)
             .args(args)
-            .current_dir(root())
+            .current_dir(repo())
             .output()
             .unwrap_or_else(|e| panic!("{e}"))
     };
@@ -449,7 +422,7 @@ fn cli_analysis_commands() {
 /// Names resolve as documented: endpoints before groups, qualified names, addresses.
 #[test]
 fn resolve_names() {
-    let p = compile_ok(&read(&root().join("examples/multi-tenant.gbp")));
+    let p = compile_ok(&read(&repo().join("examples/multi-tenant.gbp")));
     assert!(matches!(
         analysis::resolve(&p, "web1"),
         Ok(Party::Endpoint(_))
@@ -622,7 +595,11 @@ fn sweep_matcher_agrees_with_evaluator() {
                 let app = eval::applicable(&p, s, d);
                 analysis::sweep_each(&p, &app, s, d, None, |seg, m| {
                     let flow = seg.space.flow(seg.lo);
-                    assert_eq!(seg.decision, decide_open(&p, s, d, flow), "{name}: {flow}");
+                    assert_eq!(
+                        seg.decision,
+                        decide_either_family(&p, s, d, flow),
+                        "{name}: {flow}"
+                    );
                     if eval::can_start(flow) {
                         assert_eq!(m.all(), eval::matches(&p, &app, flow), "{name}: {flow}");
                     }
@@ -810,8 +787,8 @@ fn diff_is_complete_on_edits() {
                         continue;
                     };
                     for f in &flows {
-                        let a = decide_open(&old, &so, &d_o, *f).verdict;
-                        let b = decide_open(&new, &sn, &dn, *f).verdict;
+                        let a = decide_either_family(&old, &so, &d_o, *f).verdict;
+                        let b = decide_either_family(&new, &sn, &dn, *f).verdict;
                         compared += 1;
                         if a == b {
                             continue;
@@ -846,7 +823,7 @@ fn diff_is_complete_on_edits() {
 /// reported by W102 nor missed by `diff`, whose change is marked as the label view's.
 #[test]
 fn label_view_in_lint_and_diff() {
-    let dir = root().join("tests/diff/label-only-deny");
+    let dir = repo().join("tests/diff/label-only-deny");
     let old_src = read(&dir.join("old.gbp"));
     let c = gbpc::check_source(&old_src);
     assert!(c.ok());
@@ -866,7 +843,7 @@ fn label_view_in_lint_and_diff() {
         ("t/client", "t/canary+t/cart")
     );
     assert_eq!(f.ranges, vec![(80, 80)]);
-    let dir = root().join("tests/diff/selector-changed");
+    let dir = repo().join("tests/diff/selector-changed");
     let r = analysis::diff::diff(
         &compile_ok(&read(&dir.join("old.gbp"))),
         &compile_ok(&read(&dir.join("new.gbp"))),
@@ -874,18 +851,4 @@ fn label_view_in_lint_and_diff() {
     assert_eq!(r.selectors.len(), 1);
     assert_eq!(r.label_membership.len(), 2, "{r:#?}");
     assert!(!r.is_empty());
-}
-
-/// The verdict between two group sets whose members' addresses are left open (either family),
-/// as the analysis asks it.
-fn decide_open(
-    p: &gbpc::model::Policy,
-    s: &[gbpc::model::GroupId],
-    d: &[gbpc::model::GroupId],
-    flow: eval::Flow,
-) -> eval::Decision {
-    let both = eval::Families::BOTH;
-    let conn = eval::Conn::new(eval::End::new(s, both), eval::End::new(d, both), flow)
-        .expect("either family: every flow is a connection");
-    eval::decide(p, &conn)
 }

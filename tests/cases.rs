@@ -3,62 +3,13 @@
 //! file). Evaluator tables in `tests/tables/*.txt` state expected verdicts by hand.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use gbpc::eval::{self, Flow, Proto};
 use gbpc::lower::{k8s, nft};
 use gbpc::model::{EntryProto, Policy};
 
-pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Files with extension `ext` in `dir` (relative to the crate), sorted.
-pub fn files(dir: &str, ext: &str) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(root().join(dir))
-        .map(|rd| {
-            rd.filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == ext))
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
-}
-
-pub fn examples() -> Vec<PathBuf> {
-    files("examples", "gbp")
-}
-
-fn stem(p: &Path) -> String {
-    p.file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
-fn read(p: &Path) -> String {
-    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()))
-}
-
-/// Run `f` for every case, collecting failures, so one broken case does not hide the others.
-fn each_case(cases: &[PathBuf], f: impl Fn(&Path)) {
-    assert!(!cases.is_empty(), "no cases found");
-    let mut failed = Vec::new();
-    for c in cases {
-        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(c))).is_err() {
-            failed.push(c.display().to_string());
-        }
-    }
-    assert!(failed.is_empty(), "failing cases: {failed:#?}");
-}
-
-fn snapshot(name: &str, value: &str) {
-    let mut s = insta::Settings::clone_current();
-    s.set_snapshot_path("../snapshots");
-    s.set_prepend_module_to_snapshot(false);
-    s.set_omit_expression(true);
-    s.bind(|| insta::assert_snapshot!(name, value));
-}
+use crate::support::{each_case, examples, files, read, repo, snapshot, stem};
 
 /// What `gbpc check` prints for a file, without colour (diagnostics, then the summary).
 pub fn check_output(name: &str, src: &str) -> String {
@@ -94,12 +45,12 @@ fn examples_check_clean_and_snapshot() {
             !checked.policy.asserts.is_empty(),
             "{rel}: every example carries assertions"
         );
-        snapshot(&format!("example-{name}-check"), &check_output(&rel, &src));
+        snapshot!(&format!("example-{name}-check"), &check_output(&rel, &src));
         let p = &checked.policy;
         let nft_text = nft::lower(p, &nft::Options::default())
             .map(|l| l.text)
             .unwrap_or_else(|e| panic!("{e:?}"));
-        snapshot(&format!("example-{name}-nft"), &nft_text);
+        snapshot!(&format!("example-{name}-nft"), &nft_text);
         let endpoint = nft::lower(
             p,
             &nft::Options {
@@ -109,7 +60,7 @@ fn examples_check_clean_and_snapshot() {
         )
         .map(|l| l.text)
         .unwrap_or_else(|e| panic!("{e:?}"));
-        snapshot(&format!("example-{name}-nft-endpoint"), &endpoint);
+        snapshot!(&format!("example-{name}-nft-endpoint"), &endpoint);
         // The default options (denies compiled away) in both formats, and the cluster tier.
         for (fmt, deny, ext) in [
             (k8s::Format::Json, k8s::DenyMode::Subtract, "json"),
@@ -124,12 +75,12 @@ fn examples_check_clean_and_snapshot() {
             let text = k8s::lower_named(p, &o, Some(&format!("{name}.gbp")))
                 .map(|l| l.text)
                 .unwrap_or_else(|e| panic!("{e:?}"));
-            snapshot(&format!("example-{name}-k8s-{ext}"), &text);
+            snapshot!(&format!("example-{name}-k8s-{ext}"), &text);
         }
         // The full matrix of a generated policy is too long to review; its assertions and the
         // backend cross-checks cover it.
         if p.endpoints.len() <= 40 {
-            snapshot(&format!("example-{name}-eval"), &truth_table(p));
+            snapshot!(&format!("example-{name}-eval"), &truth_table(p));
         }
     });
 }
@@ -151,7 +102,7 @@ fn broken_inputs_render_diagnostics() {
             out.contains("× ") || out.contains("⚠ "),
             "{rel}: a broken input must produce a diagnostic:\n{out}"
         );
-        snapshot(&format!("broken-{name}"), &out);
+        snapshot!(&format!("broken-{name}"), &out);
     });
 }
 
@@ -282,7 +233,7 @@ fn truth_table(p: &Policy) -> String {
 fn evaluator_tables() {
     each_case(&files("tests/tables", "txt"), |path| {
         let name = stem(path);
-        let policy_src = read(&root().join(format!("examples/{name}.gbp")));
+        let policy_src = read(&repo().join(format!("examples/{name}.gbp")));
         let table = read(path);
         let p = compile_ok(&policy_src);
         let mut wrong = Vec::new();
@@ -357,7 +308,7 @@ fn parse_probe(s: &str) -> Flow {
 fn cli_exit_codes_and_atomic_output() {
     let bin = env!("CARGO_BIN_EXE_gbpc");
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let good = root().join("examples/three-tier.gbp");
+    let good = repo().join("examples/three-tier.gbp");
     let out = dir.path().join("out.nft");
     let run = |args: &[&str]| {
         std::process::Command::new(bin)
@@ -424,7 +375,7 @@ fn cli_exit_codes_and_atomic_output() {
     );
     // A deny compiles for Kubernetes with the default options; `--k8s-deny error` refuses it
     // with an error naming the deny, never dropping it silently.
-    let pci = root().join("examples/pci.gbp");
+    let pci = repo().join("examples/pci.gbp");
     let pci = pci.to_str().unwrap_or("");
     let r = run(&["compile", pci, "--target", "k8s"]);
     assert_eq!(r.status.code(), Some(0));

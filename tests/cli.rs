@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::cases::root;
+use crate::support::{code, repo, stderr};
 
 const BIN: &str = env!("CARGO_BIN_EXE_gbpc");
 
@@ -98,14 +98,6 @@ fn gbpc<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Output {
     gbpc_io(dir, args, None, Io::Piped, Io::Piped)
 }
 
-fn code(o: &Output) -> i32 {
-    o.status.code().unwrap_or(-1)
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
 /// A scratch directory with the three-tier example as `x.gbp`. `in_target`: under the target
 /// directory (device nodes need a file system mounted without `nodev`; /tmp may be).
 fn scratch(in_target: bool) -> (tempfile::TempDir, Vec<u8>) {
@@ -114,7 +106,7 @@ fn scratch(in_target: bool) -> (tempfile::TempDir, Vec<u8>) {
     } else {
         tempfile::tempdir().unwrap()
     };
-    let src = fs::read(root().join("examples/three-tier.gbp")).unwrap();
+    let src = fs::read(repo().join("examples/three-tier.gbp")).unwrap();
     fs::write(dir.path().join("x.gbp"), &src).unwrap();
     (dir, src)
 }
@@ -439,7 +431,7 @@ fn failing_output_streams_are_exit_2_never_a_panic() {
         format!("Content-Length: {}\r\n\r\n{init}", init.len()),
     )
     .unwrap();
-    let diff = root().join("tests/diff/port-opened");
+    let diff = repo().join("tests/diff/port-opened");
     let (old, new) = (diff.join("old.gbp"), diff.join("new.gbp"));
     let (old, new) = (old.to_str().unwrap(), new.to_str().unwrap());
     use Writes::{Stderr, Stdout};
@@ -646,7 +638,7 @@ fn empty_policies_warn_and_do_not_compile() {
         }
     }
     // A policy with a tenant gets no W006.
-    let three = fs::read_to_string(root().join("examples/three-tier.gbp")).unwrap();
+    let three = fs::read_to_string(repo().join("examples/three-tier.gbp")).unwrap();
     let c = gbpc::check_source(&three);
     assert!(
         !c.warnings

@@ -1,6 +1,6 @@
 //! Documentation that is generated from the code stays in step with it.
 
-use crate::cases::root;
+use crate::support::repo;
 
 /// `docs/diagnostics.md` lists every code with its summary; regenerate with
 /// `UPDATE_DOCS=1 cargo test --test tests docs`.
@@ -17,7 +17,7 @@ fn diagnostics_doc_lists_every_code() {
     for c in gbpc::diag::Code::ALL {
         doc.push_str(&format!("| `{}` | {} |\n", c.as_str(), c.summary()));
     }
-    let path = root().join("docs/diagnostics.md");
+    let path = repo().join("docs/diagnostics.md");
     if std::env::var_os("UPDATE_DOCS").is_some() {
         std::fs::write(&path, &doc).unwrap_or_else(|e| panic!("{e}"));
     }
@@ -31,8 +31,8 @@ fn diagnostics_doc_lists_every_code() {
 /// Every example named in the README exists, and every example is named in the README.
 #[test]
 fn readme_names_every_example() {
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap_or_default();
-    for e in crate::cases::examples() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap_or_default();
+    for e in crate::support::examples() {
         let name = e
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())

@@ -10,25 +10,7 @@ use std::process::Command;
 
 use gbpc::lower::{k8s, nft};
 
-use crate::cases::{examples, files, root};
-
-fn read(p: &Path) -> String {
-    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()))
-}
-
-fn stem(p: &Path) -> String {
-    p.file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
-fn snapshot(name: &str, value: &str) {
-    let mut s = insta::Settings::clone_current();
-    s.set_snapshot_path("../snapshots");
-    s.set_prepend_module_to_snapshot(false);
-    s.set_omit_expression(true);
-    s.bind(|| insta::assert_snapshot!(name, value));
-}
+use crate::support::{each_case, examples, files, read, repo, snapshot, stem};
 
 fn corpus() -> Vec<PathBuf> {
     let v = files("tests/fmt", "gbp");
@@ -46,17 +28,9 @@ fn fmt(src: &str, what: &str) -> String {
     gbpc::fmt::format(src).unwrap_or_else(|e| panic!("{what}: cannot format: {e:#?}"))
 }
 
-/// Run `f` on every case and report all failures at once.
+/// Run `f` on every case with its text, and report all failures at once.
 fn each(cases: &[PathBuf], f: impl Fn(&Path, &str)) {
-    let mut failed = Vec::new();
-    for c in cases {
-        let src = read(c);
-        let name = c.strip_prefix(root()).unwrap_or(c).display().to_string();
-        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(c, &src))).is_err() {
-            failed.push(name);
-        }
-    }
-    assert!(failed.is_empty(), "failing cases: {failed:#?}");
+    each_case(cases, |c| f(c, &read(c)));
 }
 
 #[test]
@@ -86,7 +60,7 @@ fn messy_corpus_snapshots() {
     each(&corpus(), |path, src| {
         let out = fmt(src, &path.display().to_string());
         assert_ne!(out, src, "{}: a messy case must be messy", path.display());
-        snapshot(&format!("fmt-{}", stem(path)), &out);
+        snapshot!(&format!("fmt-{}", stem(path)), &out);
     });
 }
 
@@ -283,14 +257,14 @@ fn hostile_inputs_do_not_panic() {
 fn generated_policies_are_formatted() {
     let gen_policy = |n: &str| {
         let out = Command::new("python3")
-            .arg(root().join("scripts/gen-policy.py"))
+            .arg(repo().join("scripts/gen-policy.py"))
             .arg(n)
             .output()
             .unwrap_or_else(|e| panic!("cannot run python3 scripts/gen-policy.py: {e}"));
         assert!(out.status.success());
         String::from_utf8(out.stdout).unwrap_or_default()
     };
-    assert_eq!(gen_policy("120"), read(&root().join("examples/large.gbp")));
+    assert_eq!(gen_policy("120"), read(&repo().join("examples/large.gbp")));
     for n in ["1", "2", "11"] {
         let src = gen_policy(n);
         assert_eq!(fmt(&src, n), src, "gen-policy.py {n} is not canonical");
@@ -322,7 +296,7 @@ fn command_check_rewrite_and_stdin() {
         )
     };
     let path = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
-    let messy_src = read(&root().join("tests/fmt/indentation.gbp"));
+    let messy_src = read(&repo().join("tests/fmt/indentation.gbp"));
     let canonical = fmt(&messy_src, "indentation");
     let (messy, tidy, broken) = (path("messy.gbp"), path("tidy.gbp"), path("broken.gbp"));
     std::fs::write(&messy, &messy_src).unwrap_or_else(|e| panic!("{e}"));
@@ -417,7 +391,7 @@ fn only_lf_and_crlf_are_line_ends() {
     let bin = env!("CARGO_BIN_EXE_gbpc");
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let file = dir.path().join("cr.gbp");
-    let src = read(&root().join("tests/broken/line-end-lone-cr-hides-a-rule.gbp"));
+    let src = read(&repo().join("tests/broken/line-end-lone-cr-hides-a-rule.gbp"));
     std::fs::write(&file, &src).unwrap_or_else(|e| panic!("{e}"));
     let out = Command::new(bin)
         .args(["--color", "never", "fmt"])

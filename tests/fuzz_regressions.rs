@@ -3,7 +3,7 @@
 //! character boundaries (tests/broken/non-ascii-stray-text.gbp was a span cutting `é`,
 //! tests/broken/vertical-tab-before-stray.gbp one starting at a vertical tab and cutting `ʗ`).
 
-use crate::cases::{examples, files};
+use crate::support::{examples, files};
 
 fn spans_on_char_boundaries(name: &str, src: &str) {
     let checked = gbpc::check_source(src);

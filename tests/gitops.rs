@@ -4,14 +4,12 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::Value;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use crate::support::{code, repo, stderr};
 
 fn gbpc(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_gbpc"))
@@ -20,14 +18,6 @@ fn gbpc(dir: &Path, args: &[&str]) -> Output {
         .env("NO_COLOR", "1")
         .output()
         .unwrap()
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().unwrap_or(-1)
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// Every file under `dir` (relative path, bytes), sorted.
@@ -56,11 +46,11 @@ fn names(t: &[(String, Vec<u8>)]) -> Vec<&str> {
 /// A directory with two policies: a multi-tenant one and the same without its `blog` tenant.
 fn scratch() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let src = fs::read_to_string(root().join("examples/multi-tenant.gbp")).unwrap();
+    let src = fs::read_to_string(repo().join("examples/multi-tenant.gbp")).unwrap();
     fs::write(dir.path().join("p.gbp"), &src).unwrap();
     fs::write(
         dir.path().join("three.gbp"),
-        fs::read(root().join("examples/three-tier.gbp")).unwrap(),
+        fs::read(repo().join("examples/three-tier.gbp")).unwrap(),
     )
     .unwrap();
     dir

@@ -9,7 +9,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
-use std::path::PathBuf;
 
 use gbpc::diag::{Code, Diagnostic, Severity};
 use gbpc::eval::{self, Flow, Proto, Reason, Verdict};
@@ -17,11 +16,10 @@ use gbpc::lower::k8s::{self, DenyMode, Format, Options};
 use gbpc::model::{EntryProto, GroupId, GroupKind, Policy};
 use serde_json::{Value, json};
 
-// ---- helpers --------------------------------------------------------------------------------
+use crate::support::schemas::Schemas;
+use crate::support::{self, decide_either_family};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+// ---- helpers --------------------------------------------------------------------------------
 
 fn policy(src: &str) -> Policy {
     let checked = gbpc::check_source(src);
@@ -91,23 +89,13 @@ fn primary_text<'a>(src: &'a str, d: &Diagnostic) -> &'a str {
 
 /// The example policies, by file name.
 fn examples() -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let dir = root().join("examples");
-    let Ok(rd) = std::fs::read_dir(&dir) else {
-        return out;
-    };
-    let mut paths: Vec<PathBuf> = rd
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "gbp"))
-        .collect();
-    paths.sort();
-    for p in paths {
-        if let Ok(src) = std::fs::read_to_string(&p) {
+    support::examples()
+        .iter()
+        .map(|p| {
             let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
-            out.push((name.unwrap_or_default(), src));
-        }
-    }
-    out
+            (name.unwrap_or_default(), support::read(p))
+        })
+        .collect()
 }
 
 /// The deny modes whose output must agree with the evaluator.
@@ -260,29 +248,8 @@ fn corpus() -> Vec<(String, String)> {
 
 // ---- 1. strict schema validation -----------------------------------------------------------
 
-struct Schemas {
-    np: jsonschema::Validator,
-    anp: jsonschema::Validator,
-    /// Names and labels, for every kind (what the API server checks beyond OpenAPI).
-    names: jsonschema::Validator,
-    cnp: jsonschema::Validator,
-}
-
 fn schemas() -> Schemas {
-    let load = |f: &str| -> jsonschema::Validator {
-        let text = std::fs::read_to_string(root().join("schemas").join(f)).expect("schema file");
-        let schema: Value = serde_json::from_str(&text).expect("schema JSON");
-        jsonschema::options()
-            .with_draft(jsonschema::Draft::Draft7)
-            .build(&schema)
-            .expect("schema compiles")
-    };
-    Schemas {
-        np: load("networkpolicy-networking-v1.json"),
-        anp: load("adminnetworkpolicy-policy-v1alpha1.json"),
-        names: load("k8s-names.json"),
-        cnp: load("clusternetworkpolicy-policy-v1alpha2.json"),
-    }
+    Schemas::load(&support::repo().join("schemas"))
 }
 
 /// What the CRDs check with CEL and the API server with its own validation, beyond the
@@ -294,7 +261,7 @@ fn validate_beyond_schema(what: &str, it: &Value, problems: &mut Vec<String>) {
             Value::Object(m) => {
                 if let (Some(start), Some(end)) = (m.get("start"), m.get("end"))
                     && path.ends_with("range")
-                    && !(start.as_u64() < end.as_u64())
+                    && start.as_u64() >= end.as_u64()
                 {
                     out.push(format!(
                         "{path}: range start {start} is not below end {end}"
@@ -355,11 +322,9 @@ fn validate_beyond_schema(what: &str, it: &Value, problems: &mut Vec<String>) {
 fn validate(s: &Schemas, what: &str, list: &Value) -> usize {
     let mut problems = Vec::new();
     for it in items(list) {
-        let v = match it["kind"].as_str() {
-            Some("NetworkPolicy") => &s.np,
-            Some("AdminNetworkPolicy") => &s.anp,
-            Some("ClusterNetworkPolicy") => &s.cnp,
-            k => panic!("{what}: unexpected kind {k:?}"),
+        let kind = it["kind"].as_str();
+        let Some(v) = kind.and_then(|k| s.of_kind(k)) else {
+            panic!("{what}: unexpected kind {kind:?}");
         };
         validate_beyond_schema(what, it, &mut problems);
         for e in v.iter_errors(it).chain(s.names.iter_errors(it)) {
@@ -1148,7 +1113,7 @@ fn compare_nodes(
                 .or_insert_with(|| {
                     flows
                         .iter()
-                        .map(|&f| decide_both(p, &src.groups, &dst.groups, f))
+                        .map(|&f| decide_either_family(p, &src.groups, &dst.groups, f))
                         .collect()
                 });
             // Does the evaluator deny some port here? Then an allowance of every protocol has a
@@ -2244,18 +2209,4 @@ fn address_only_membership_is_the_known_divergence() {
         assert!(b.contains("t/c2"), "{b}");
         assert!(b.contains("k8s denies, evaluator allow"), "{b}");
     }
-}
-
-/// The verdict between two group sets whose addresses do not constrain the flow (pods: a
-/// NetworkPolicy peer has no address family).
-fn decide_both(
-    p: &Policy,
-    s: &[gbpc::model::GroupId],
-    d: &[gbpc::model::GroupId],
-    flow: eval::Flow,
-) -> eval::Decision {
-    let both = eval::Families::BOTH;
-    let conn = eval::Conn::new(eval::End::new(s, both), eval::End::new(d, both), flow)
-        .expect("either family: every flow is a connection");
-    eval::decide(p, &conn)
 }

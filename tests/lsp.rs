@@ -11,16 +11,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::support::snapshot;
+
 const TIMEOUT: Duration = Duration::from_secs(30);
 const URI: &str = "file:///work/policy.gbp";
-
-fn snapshot(name: &str, value: &str) {
-    let mut s = insta::Settings::clone_current();
-    s.set_snapshot_path("../snapshots");
-    s.set_prepend_module_to_snapshot(false);
-    s.set_omit_expression(true);
-    s.bind(|| insta::assert_snapshot!(name, value));
-}
 
 /// A running `gbpc lsp`; killed on drop (a failing test leaves no process behind).
 struct Server {
@@ -373,7 +367,7 @@ fn lsp_initialize_and_exit() {
     let (s, mut init) = Server::initialized(json!({}));
     assert_eq!(init["serverInfo"]["version"], env!("CARGO_PKG_VERSION"));
     init["serverInfo"]["version"] = json!("[version]");
-    snapshot("lsp-initialize", &pretty(&init));
+    snapshot!("lsp-initialize", &pretty(&init));
     assert_eq!(init["capabilities"]["positionEncoding"], "utf-16");
     assert_eq!(s.shutdown_and_exit(), 0);
 }
@@ -382,7 +376,7 @@ fn lsp_initialize_and_exit() {
 fn lsp_diagnostics_follow_edits() {
     let (mut s, _) = Server::initialized(json!({}));
     let broken = s.open(BROKEN);
-    snapshot("lsp-diagnostics-broken", &pretty(&broken));
+    snapshot!("lsp-diagnostics-broken", &pretty(&broken));
     let codes = codes(&broken);
     // The syntax error in `group broken` leaves the other declarations' diagnostics.
     for code in ["gbpc::E001", "gbpc::E010", "gbpc::E011"] {
@@ -650,7 +644,7 @@ fn lsp_malformed_messages_get_errors_and_the_server_goes_on() {
         let still = s.result("textDocument/hover", at(POLICY, "db1 tcp", 0, 0));
         assert!(still.is_object(), "{what}: {still}");
     }
-    snapshot("lsp-malformed-messages", &t.0);
+    snapshot!("lsp-malformed-messages", &t.0);
     assert_eq!(s.shutdown_and_exit(), 0);
 }
 
@@ -770,7 +764,7 @@ fn lsp_hover() {
     let nothing = s.result("textDocument/hover", at(POLICY, "  select app=dns", 0, 0));
     t.add("whitespace: nothing", &nothing);
     assert_eq!(nothing, Value::Null);
-    snapshot("lsp-hover", &t.0);
+    snapshot!("lsp-hover", &t.0);
     assert_eq!(s.shutdown_and_exit(), 0);
 }
 
@@ -829,7 +823,7 @@ fn lsp_definition_and_references() {
         let r = s.result("textDocument/references", p);
         t.add(&format!("references: {what}"), &r);
     }
-    snapshot("lsp-definition-references", &t.0);
+    snapshot!("lsp-definition-references", &t.0);
     assert_eq!(s.shutdown_and_exit(), 0);
 }
 
@@ -870,7 +864,7 @@ fn lsp_rename() {
     assert!(any.get("error").is_some());
     let none = s.result("textDocument/prepareRename", at(POLICY, "{ udp", 0, 0));
     assert_eq!(none, Value::Null);
-    snapshot("lsp-rename", &t.0);
+    snapshot!("lsp-rename", &t.0);
     assert_eq!(s.shutdown_and_exit(), 0);
 }
 
@@ -906,7 +900,7 @@ fn lsp_document_symbols() {
     );
     let mut out = String::from("kind name (detail) range sel selectionRange\n");
     outline(&r, 0, &mut out);
-    snapshot("lsp-document-symbols", &out);
+    snapshot!("lsp-document-symbols", &out);
     assert_eq!(r.as_array().map(Vec::len), Some(2));
     // On a broken file the outline still has every declaration that parsed.
     s.change(2, BROKEN);
@@ -1004,7 +998,7 @@ fn lsp_completion() {
             t.add("its text edit", edit);
         }
     }
-    snapshot("lsp-completion", &t.0);
+    snapshot!("lsp-completion", &t.0);
     assert_eq!(s.shutdown_and_exit(), 0);
 }
 
@@ -1021,7 +1015,7 @@ fn lsp_code_action_applies_the_did_you_mean_fix() {
             "context": { "diagnostics": [] },
         }),
     );
-    snapshot("lsp-code-action", &pretty(&r));
+    snapshot!("lsp-code-action", &pretty(&r));
     let edit = &r[0]["edit"]["changes"][URI][0];
     assert_eq!(edit["newText"], "https");
     assert_eq!(edit["range"]["start"], pos(BROKEN, "htps", 0, 0));
@@ -1145,7 +1139,7 @@ fn lsp_bad_requests_get_errors_not_crashes() {
     let after = s.request("textDocument/hover", at(POLICY, "db1 tcp", 0, 0));
     t.add("a request after shutdown", &after);
     assert_eq!(after["error"]["code"], -32600);
-    snapshot("lsp-bad-requests", &t.0);
+    snapshot!("lsp-bad-requests", &t.0);
     assert_eq!(s.exit(), 0);
 }
 
@@ -1301,7 +1295,7 @@ fn lsp_formatting() {
     );
     t.add("a policy with a syntax error: not formatted", &broken);
     assert_eq!(broken, Value::Null);
-    snapshot("lsp-formatting", &t.0);
+    snapshot!("lsp-formatting", &t.0);
     assert_eq!(s.shutdown_and_exit(), 0);
 }
 

@@ -15,6 +15,8 @@ use gbpc::run::plan::{self, Plan};
 use gbpc::run::wire::{Enforce, Outcome, Results, Timings};
 use gbpc::run::{compare, report};
 
+use crate::support::snapshot;
+
 const SMALL: &str = "tenant t {
   filter web { tcp 80 }
   filter dns { udp 53-54 }
@@ -70,14 +72,6 @@ const KINDS: &str = "tenant t {
 }
 ";
 
-fn snapshot(name: &str, value: &str) {
-    let mut s = insta::Settings::clone_current();
-    s.set_snapshot_path("../snapshots");
-    s.set_prepend_module_to_snapshot(false);
-    s.set_omit_expression(true);
-    s.bind(|| insta::assert_snapshot!(name, value));
-}
-
 fn policy(src: &str) -> gbpc::model::Policy {
     let c = gbpc::check_source(src);
     assert!(c.ok(), "{:#?}", c.errors);
@@ -110,9 +104,9 @@ fn plan_of_a_small_policy() {
     let cl = plan_of(&p, false);
     assert_eq!(cl.total, ex.total);
     assert!(cl.probes.len() < ex.probes.len(), "{}", cl.probes.len());
-    snapshot("run-plan-small", &cl.describe(usize::MAX));
+    snapshot!("run-plan-small", &cl.describe(usize::MAX));
     let dual = policy(&example("dual-stack.gbp"));
-    snapshot("run-plan-dual-stack", &plan_of(&dual, false).describe(24));
+    snapshot!("run-plan-dual-stack", &plan_of(&dual, false).describe(24));
 }
 
 /// Every address the kernel would not route between namespaces, or that the fabric uses, is
@@ -385,8 +379,8 @@ fn report_of_made_up_outcomes() {
     assert_eq!(m.findings.disagreements.len(), 2);
     assert_eq!(gbpc::run::wire::decode(&m.results.outcomes), m.outcomes);
     let i = input(&m, "small.gbp", SMALL);
-    snapshot("run-report-small", &report::text(&i));
-    snapshot("run-report-small-json", &report::json_text(&i));
+    snapshot!("run-report-small", &report::text(&i));
+    snapshot!("run-report-small-json", &report::json_text(&i));
 }
 
 /// IPv4 and IPv6 have their own tables: a pair whose IPv4 echo is denied while its IPv6 echo

@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use gbpc::diag::{Code, Diagnostic, Span};
 use serde_json::Value;
 
-use crate::cases::{files, root};
+use crate::support::{files, repo, snapshot};
 
 fn validator() -> jsonschema::Validator {
-    let text = std::fs::read_to_string(root().join("schemas/sarif-schema-2.1.0.json"))
+    let text = std::fs::read_to_string(repo().join("schemas/sarif-schema-2.1.0.json"))
         .expect("schema file");
     let mut schema: Value = serde_json::from_str(&text).expect("schema JSON");
     // The official schema's `language` pattern (of `run` and `toolComponent`) has a stray `]`,
@@ -90,7 +90,7 @@ fn every_policy_renders_a_schema_valid_log() {
     for p in all_policies() {
         let bytes = std::fs::read(&p).expect("read policy");
         let (src, diags) = diagnostics(&bytes);
-        let name = p.strip_prefix(root()).unwrap_or(&p).display().to_string();
+        let name = p.strip_prefix(repo()).unwrap_or(&p).display().to_string();
         let text = gbpc::render::sarif(&diags, &name, &src);
         let log: Value = serde_json::from_str(&text).expect("SARIF is JSON");
         assert_valid(&v, &name, &log);
@@ -267,7 +267,7 @@ fn a_finding_without_a_place_points_at_the_file_and_empty_spans_are_insertion_po
 
 fn run(args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_gbpc"))
-        .current_dir(root())
+        .current_dir(repo())
         .args(args)
         .output()
         .expect("run gbpc")
@@ -294,7 +294,7 @@ fn check_writes_one_sarif_log_to_stdout_and_nothing_else() {
     let uri = &log["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]
         ["uri"];
     assert_eq!(uri, "tests/broken/duplicate-definitions.gbp");
-    snapshot("sarif-duplicate-definitions", &text);
+    snapshot!("sarif-duplicate-definitions", &text);
 
     // A clean policy: exit 0, a log without results, no "ok" line.
     let out = run(&["check", "examples/pci.gbp", "--message-format", "sarif"]);
@@ -350,12 +350,4 @@ fn sarif_is_refused_where_it_means_nothing() {
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("`check` and `compile`"));
-}
-
-fn snapshot(name: &str, value: &str) {
-    let mut s = insta::Settings::clone_current();
-    s.set_snapshot_path("../snapshots");
-    s.set_prepend_module_to_snapshot(false);
-    s.set_omit_expression(true);
-    s.bind(|| insta::assert_snapshot!(name, value));
 }

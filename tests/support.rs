@@ -1,5 +1,6 @@
-//! What tests that need privileges share: one check of root and the kernel's facilities, and
-//! one way to skip.
+//! What the tests share: where the repository's cases are and how to read them, running a check
+//! over every case, snapshots, the strict Kubernetes schemas, and the probe of root and the
+//! kernel that decides whether a test that needs privileges runs.
 //!
 //! A test that needs root (the kernel tests: nftables in throwaway network namespaces, `gbpc
 //! run`; device nodes made with mknod) starts with
@@ -18,89 +19,100 @@
 //! With `GBPC_REQUIRE_ROOT_TESTS=1` in the environment (`.ci/run` sets it: CI runs as root),
 //! a skip is a failure instead: no kernel test can silently stop testing.
 
-use std::io::Write;
-use std::path::Path;
-use std::process::Command;
-use std::sync::OnceLock;
+use std::path::{Path, PathBuf};
+use std::process::Output;
 
-/// The marker every skip line starts with.
-pub const SKIP_MARKER: &str = "SKIPPED (needs root)";
+mod kernel;
+pub mod schemas;
 
-/// The environment variable that turns a skip into a failure.
-pub const REQUIRE: &str = "GBPC_REQUIRE_ROOT_TESTS";
+pub use kernel::{kernel_ready, root};
 
-/// Skip the calling test: one line (or, under [`REQUIRE`], a failure). Returns false, for
-/// `if !...ready() { return; }`.
-fn skip(why: &str) -> bool {
-    let test = std::thread::current()
-        .name()
-        .unwrap_or("a test")
-        .to_string();
-    if std::env::var_os(REQUIRE).is_some_and(|v| !v.is_empty() && v != "0") {
-        panic!("{test} would be skipped ({why}), but {REQUIRE} is set: every root test must run");
-    }
-    // Straight to the descriptor: `eprintln!` is captured by the harness and shown only for
-    // failing tests.
-    let _ = writeln!(std::io::stderr().lock(), "{SKIP_MARKER} {test}: {why}");
-    false
+/// The repository (the crate's directory).
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn euid() -> u32 {
-    nix::unistd::geteuid().as_raw()
-}
-
-/// Whether the test can do what needs root (mknod, mounts); otherwise it is skipped.
-pub fn root() -> bool {
-    if euid() == 0 {
-        true
-    } else {
-        skip(&format!("not root (uid {})", euid()))
-    }
-}
-
-/// Why the kernel tests cannot run here, decided once: `None` when they can. Panics (a failure,
-/// not a skip) when gbpc's own requirements are missing as root: `nft`, `unshare`.
-fn kernel_missing() -> Option<String> {
-    static MISSING: OnceLock<Option<String>> = OnceLock::new();
-    MISSING
-        .get_or_init(|| {
-            if euid() != 0 {
-                return Some(format!("not root (uid {})", euid()));
-            }
-            if !(Path::new("/proc/self/ns/net").exists() && Path::new("/proc/self/ns/pid").exists())
-            {
-                return Some("this kernel has no network or PID namespaces".into());
-            }
-            if let Err(e) = Command::new("nft").arg("--version").output() {
-                panic!(
-                    "`nft` cannot be run ({e}): the kernel tests need the nftables command-line \
-                     tool (Debian/Ubuntu: apt-get install nftables)"
-                );
-            }
-            let out = Command::new("unshare")
-                .args(["--net", "nft", "add", "table", "inet", "gbpcprobe"])
-                .output()
-                .unwrap_or_else(|e| panic!("`unshare` cannot be run ({e}); util-linux is needed"));
-            if out.status.success() {
-                return None;
-            }
-            let err = String::from_utf8_lossy(&out.stderr);
-            if err.contains("Operation not supported") || err.contains("not supported") {
-                return Some(format!("this kernel has no nf_tables ({})", err.trim()));
-            }
-            panic!(
-                "cannot add an nftables table in a new network namespace as root: {}",
-                err.trim()
-            )
+/// Files with extension `ext` in `dir` (relative to the repository), sorted.
+pub fn files(dir: &str, ext: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(repo().join(dir))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == ext))
+                .collect()
         })
-        .clone()
+        .unwrap_or_default();
+    v.sort();
+    v
 }
 
-/// Whether the kernel tests can run: root, network and PID namespaces, `nft` and nf_tables in
-/// a new network namespace. Otherwise the calling test is skipped (see the module).
-pub fn kernel_ready() -> bool {
-    match kernel_missing() {
-        None => true,
-        Some(why) => skip(&why),
-    }
+/// The example policies, `examples/*.gbp`, sorted.
+pub fn examples() -> Vec<PathBuf> {
+    files("examples", "gbp")
 }
+
+/// A file's name without its extension (a case's name in snapshots).
+pub fn stem(p: &Path) -> String {
+    p.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// A case's text; a file that cannot be read fails the test.
+pub fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()))
+}
+
+/// Run `f` for every case, collecting failures, so one broken case does not hide the others.
+pub fn each_case(cases: &[PathBuf], f: impl Fn(&Path)) {
+    assert!(!cases.is_empty(), "no cases found");
+    let mut failed = Vec::new();
+    for c in cases {
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(c))).is_err() {
+            failed.push(c.strip_prefix(repo()).unwrap_or(c).display().to_string());
+        }
+    }
+    assert!(failed.is_empty(), "failing cases: {failed:#?}");
+}
+
+/// The verdict between two group sets whose members' addresses are left open (either family):
+/// as the analysis asks it, and as a NetworkPolicy peer (which has no address family) means it.
+pub fn decide_either_family(
+    p: &gbpc::model::Policy,
+    s: &[gbpc::model::GroupId],
+    d: &[gbpc::model::GroupId],
+    flow: gbpc::eval::Flow,
+) -> gbpc::eval::Decision {
+    use gbpc::eval::{Conn, End, Families};
+    let conn = Conn::new(
+        End::new(s, Families::BOTH),
+        End::new(d, Families::BOTH),
+        flow,
+    )
+    .expect("either family: every flow is a connection");
+    gbpc::eval::decide(p, &conn)
+}
+
+/// A finished process's exit code (-1 when a signal ended it).
+pub fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+/// A finished process's standard error, as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// `snapshot!(name, value)`: compare `value` with `snapshots/NAME.snap`. A macro, not a
+/// function, so that insta records the calling test file as each snapshot's source.
+macro_rules! snapshot {
+    ($name:expr, $value:expr $(,)?) => {{
+        let name: &str = &$name;
+        let value: &str = &$value;
+        let mut s = insta::Settings::clone_current();
+        s.set_snapshot_path("../snapshots");
+        s.set_prepend_module_to_snapshot(false);
+        s.set_omit_expression(true);
+        s.bind(|| insta::assert_snapshot!(name, value));
+    }};
+}
+pub(crate) use snapshot;

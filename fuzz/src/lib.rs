@@ -16,6 +16,10 @@ use gbpc::lower::{k8s, nft};
 #[path = "../../tests/yaml_back.rs"]
 pub mod yaml_back;
 
+/// The strict Kubernetes schemas: the same loader as the tests'.
+#[path = "../../tests/support/schemas.rs"]
+pub mod schemas;
+
 /// Reads choices from the fuzz input; once the bytes run out every choice is 0 (the shortest
 /// production), so every input yields a finite policy.
 pub struct Bytes<'a> {
@@ -445,31 +449,11 @@ pub fn check_and_render(src: &str) -> gbpc::model::Checked {
     checked
 }
 
-pub struct Schemas {
-    pub np: jsonschema::Validator,
-    pub anp: jsonschema::Validator,
-    /// Names and labels of every kind (`schemas/k8s-names.json`).
-    pub names: jsonschema::Validator,
-}
-
 /// The strict schemas of the repository (compiled once per process).
-pub fn schemas() -> &'static Schemas {
-    static S: OnceLock<Schemas> = OnceLock::new();
+pub fn schemas() -> &'static schemas::Schemas {
+    static S: OnceLock<schemas::Schemas> = OnceLock::new();
     S.get_or_init(|| {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas");
-        let load = |f: &str| -> jsonschema::Validator {
-            let text = std::fs::read_to_string(dir.join(f)).expect("schema file");
-            let schema: serde_json::Value = serde_json::from_str(&text).expect("schema JSON");
-            jsonschema::options()
-                .with_draft(jsonschema::Draft::Draft7)
-                .build(&schema)
-                .expect("schema compiles")
-        };
-        Schemas {
-            np: load("networkpolicy-networking-v1.json"),
-            anp: load("adminnetworkpolicy-policy-v1alpha1.json"),
-            names: load("k8s-names.json"),
-        }
+        schemas::Schemas::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas"))
     })
 }
 
@@ -482,10 +466,9 @@ pub fn validate_k8s(src: &str, text: &str) {
     let s = schemas();
     let items = list["items"].as_array().cloned().unwrap_or_default();
     for it in &items {
-        let v = match it["kind"].as_str() {
-            Some("NetworkPolicy") => &s.np,
-            Some("AdminNetworkPolicy") => &s.anp,
-            k => panic!("unexpected kind {k:?}"),
+        let kind = it["kind"].as_str();
+        let Some(v) = kind.and_then(|k| s.of_kind(k)) else {
+            panic!("unexpected kind {kind:?}");
         };
         let errors: Vec<String> = v
             .iter_errors(it)

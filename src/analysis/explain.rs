@@ -226,14 +226,10 @@ pub fn text(e: &Explanation, file: &str, src: &str) -> String {
 
 fn json_loc(file: &str, src: &str, span: Span) -> serde_json::Value {
     let ix = crate::text::LineIndex::new(src);
-    let pos = ix.position(src, span.start);
-    serde_json::json!({
-        "file": file,
-        "line": pos.line + 1,
-        "column": pos.col_chars + 1,
-        "offset": span.start,
-        "end": span.end,
-    })
+    let mut loc = crate::render::json_place(file, src, &ix, span.start);
+    loc.insert("offset".into(), span.start.into());
+    loc.insert("end".into(), span.end.into());
+    serde_json::Value::Object(loc)
 }
 
 /// Render as one JSON object.

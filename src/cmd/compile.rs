@@ -58,12 +58,22 @@ pub enum DenyMode {
     Admin,
 }
 
+/// `--enforce` of `compile` and `run`.
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum Enforce {
     /// Rules in the routed fabric's forward hook.
     Fabric,
     /// Rules in each endpoint's own input and output hooks.
     Endpoint,
+}
+
+impl From<Enforce> for nft::Enforce {
+    fn from(e: Enforce) -> nft::Enforce {
+        match e {
+            Enforce::Fabric => nft::Enforce::Fabric,
+            Enforce::Endpoint => nft::Enforce::Endpoint,
+        }
+    }
 }
 
 /// The arguments as given. Target-specific flags are `Option`s (or `false`): [`plan`] knows
@@ -335,12 +345,7 @@ pub fn run(args: CompileArgs, color: bool, json: bool, sarif: bool) -> output::O
         let mut all = checker_warnings.clone();
         all.push(empty_ruleset());
         gbpc::diag::sort(&mut all);
-        super::report(&all, &name, &src, style)?;
-        super::summary_line(
-            style,
-            format!("{name}: {}", gbpc::render::summary(1, all.len() - 1)),
-        )?;
-        return Err(ExitCode::from(1));
+        return Err(super::fail(&all, 1, &name, &src, style));
     }
     let src_name = source_name(&plan.file);
     let mut outputs: Vec<(&'static str, Output)> = Vec::new();
@@ -377,12 +382,7 @@ pub fn run(args: CompileArgs, color: bool, json: bool, sarif: bool) -> output::O
         let mut all = errors;
         all.extend(warnings);
         dedup(&mut all);
-        super::report(&all, &name, &src, style)?;
-        super::summary_line(
-            style,
-            format!("{name}: {}", gbpc::render::summary(n, all.len() - n)),
-        )?;
-        return Err(ExitCode::from(1));
+        return Err(super::fail(&all, n, &name, &src, style));
     }
     dedup(&mut warnings);
     super::report(&warnings, &name, &src, style)?;

@@ -66,11 +66,7 @@ fn one(file: &Path, check: bool, style: Style) -> Result<Outcome, ExitCode> {
     let formatted = match gbpc::fmt::format(src) {
         Ok(f) => f,
         Err(errors) => {
-            super::report(&errors, &name, src, style)?;
-            super::summary_line(
-                style,
-                format!("{name}: {}", gbpc::render::summary(errors.len(), 0)),
-            )?;
+            super::report_with_summary(&errors, errors.len(), &name, src, style)?;
             return Ok(Outcome::Failed);
         }
     };

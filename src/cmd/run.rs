@@ -12,13 +12,7 @@ use clap::ValueEnum;
 use gbpc::lower::nft;
 use gbpc::run::{compare, host, inject, plan, report, wire};
 
-#[derive(Clone, Copy, ValueEnum)]
-pub enum EnforceArg {
-    /// Rules in the routed fabric's forward hook.
-    Fabric,
-    /// Rules in each endpoint's own input and output hooks.
-    Endpoint,
-}
+use super::cmd_compile::Enforce;
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum RunFormat {
@@ -38,8 +32,8 @@ pub struct RunArgs {
     #[arg(required_unless_present = "agent")]
     file: Option<PathBuf>,
     /// Where the rules are enforced.
-    #[arg(long, value_enum, default_value_t = EnforceArg::Fabric)]
-    enforce: EnforceArg,
+    #[arg(long, value_enum, default_value_t = Enforce::Fabric)]
+    enforce: Enforce,
     /// The report: a truth table for people, or one JSON document.
     #[arg(long, value_enum, default_value_t = RunFormat::Text)]
     format: RunFormat,
@@ -103,13 +97,10 @@ pub fn run(args: RunArgs, color: bool, json_diags: bool) -> ExitCode {
         return super::reject(&checked, &name, &src, style);
     }
     let p = &checked.policy;
-    let (enforce, nft_enforce) = match args.enforce {
-        EnforceArg::Fabric => (wire::Enforce::Fabric, nft::Enforce::Fabric),
-        EnforceArg::Endpoint => (wire::Enforce::Endpoint, nft::Enforce::Endpoint),
-    };
+    let enforce = nft::Enforce::from(args.enforce);
     let options = nft::Options {
         table: "gbpc".into(),
-        enforce: nft_enforce,
+        enforce,
     };
     let lowered = match nft::lower(p, &options) {
         Ok(l) => l,

@@ -23,7 +23,8 @@ use crate::eval::{self, Flow, Proto, Reason};
 use crate::model::{ContractId, EntryProto, GroupId, GroupKind, Policy};
 use crate::net::{Cidr, Family, addr_to_ip, range_to_cidrs};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Enforce {
     /// One routed fabric: a `forward` hook sees every flow between endpoints.
     #[default]

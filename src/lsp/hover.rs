@@ -13,6 +13,7 @@ use crate::model::{
     Action, ContractId, EndpointId, FilterId, GroupId, GroupKind, Policy, TenantId,
 };
 use crate::net::Cidr;
+use crate::text::count;
 
 /// Lists longer than this are cut, with a count of the rest.
 const MAX_LIST: usize = 20;
@@ -126,10 +127,6 @@ fn list(items: impl Iterator<Item = String>) -> String {
         let _ = write!(out, " and {} more", items.len() - MAX_LIST);
     }
     out
-}
-
-fn count(n: usize, what: &str) -> String {
-    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
 }
 
 /// An address as written: a single host without its `/32` or `/128`.

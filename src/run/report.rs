@@ -14,7 +14,7 @@ use super::wire::{Enforce, Outcome, Results};
 use crate::diag::Span;
 use crate::eval::{Proto, Reason, Verdict};
 use crate::net::Family;
-use crate::text::LineIndex;
+use crate::text::{LineIndex, count, place};
 
 /// Everything a report shows.
 pub struct Input<'a> {
@@ -136,11 +136,6 @@ pub fn tables(i: &Input, family: Family) -> Vec<(Vec<String>, Vec<String>)> {
             (names, rows)
         })
         .collect()
-}
-
-fn place(file: &str, src: &str, ix: &LineIndex, span: Span) -> String {
-    let pos = ix.position(src, span.start);
-    format!("{file}:{}:{}", pos.line + 1, pos.col_chars + 1)
 }
 
 fn secs(ms: u64) -> String {
@@ -334,7 +329,7 @@ pub fn text(i: &Input) -> String {
             );
             let at = d
                 .span
-                .map(|sp| format!(" at {}", place(i.file, i.src, &ix, sp)))
+                .map(|sp| format!(" at {}", place(i.file, i.src, &ix, sp.start)))
                 .unwrap_or_default();
             let _ = writeln!(s, "    evaluator: {}{at}", d.rule);
         }
@@ -351,7 +346,7 @@ pub fn text(i: &Input) -> String {
             f.asserts.len()
         );
         for a in &f.asserts {
-            let at = place(i.file, i.src, &ix, a.span);
+            let at = place(i.file, i.src, &ix, a.span.start);
             match &a.status {
                 AssertStatus::Holds => {}
                 AssertStatus::Fails(seen) => {
@@ -410,11 +405,9 @@ pub fn text(i: &Input) -> String {
         let mis = f.misclassified.len() + f.table_mismatches.len();
         let _ = writeln!(
             s,
-            "FAILED: {} disagreement{}, {} failing assertion{}{}",
-            f.disagreements.len(),
-            if f.disagreements.len() == 1 { "" } else { "s" },
-            failed,
-            if failed == 1 { "" } else { "s" },
+            "FAILED: {}, {}{}",
+            count(f.disagreements.len(), "disagreement"),
+            count(failed, "failing assertion"),
             if mis > 0 {
                 format!(", {mis} misclassified")
             } else {
@@ -470,10 +463,7 @@ fn json_parts(i: &Input) -> (Value, String) {
     let ix = LineIndex::new(i.src);
     let f = i.findings;
     let plan = i.plan;
-    let span = |sp: Span| {
-        let pos = ix.position(i.src, sp.start);
-        json!({"file": i.file, "line": pos.line + 1, "column": pos.col_chars + 1})
-    };
+    let span = |sp: Span| Value::Object(crate::render::json_place(i.file, i.src, &ix, sp.start));
     let endpoints: Vec<Value> = plan
         .nodes
         .iter()

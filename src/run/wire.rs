@@ -3,13 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Where the rules are loaded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Enforce {
-    Fabric,
-    Endpoint,
-}
+/// Where the rules are loaded: the nftables lowering's choice, carried as `fabric` or
+/// `endpoint`.
+pub use crate::lower::nft::Enforce;
 
 /// One endpoint to boot.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -13,6 +13,8 @@
 //! A deny these objects cannot carry (ICMP types, a consumer outside the cluster, which an
 //! ingress peer cannot name) stays in the NetworkPolicies, compiled away like the default mode
 //! does (W031 says so); see [`expressible`].
+//!
+//! The objects themselves, field for field as the API reads them, are in `cluster/objects.rs`.
 
 use std::collections::BTreeMap;
 
@@ -26,6 +28,15 @@ use super::{DenyMode, PREFIX, metadata, namespace_selector};
 use crate::diag::{Code, Diagnostic, Span};
 use crate::model::{Action, ContractId, GroupId, GroupKind, Policy};
 use crate::net::{Cidr, Family, range_to_cidrs};
+
+mod objects;
+
+pub(super) use objects::TierObject;
+pub use objects::{AdminNetworkPolicy, ClusterNetworkPolicy};
+use objects::{
+    AnpEgress, AnpIngress, AnpPort, AnpSpec, CnpEgress, CnpIngress, CnpL4, CnpPort, CnpProtocol,
+    CnpSpec, NamespacedPod, PeerObj, Subject,
+};
 
 pub const CNP_API_VERSION: &str = "policy.networking.k8s.io/v1alpha2";
 pub const ANP_API_VERSION: &str = "policy.networking.k8s.io/v1alpha1";
@@ -94,154 +105,6 @@ pub(super) fn expressible(
         ));
     }
     Ok(())
-}
-
-// ---- the objects (not in k8s-openapi) ----------------------------------------------------
-
-#[derive(Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct NamespacedPod {
-    namespace_selector: LabelSelector,
-    pod_selector: LabelSelector,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ClusterNetworkPolicy {
-    api_version: &'static str,
-    kind: &'static str,
-    pub(super) metadata: ObjectMeta,
-    pub(super) spec: CnpSpec,
-}
-
-#[derive(Serialize)]
-pub(super) struct CnpSpec {
-    tier: &'static str,
-    priority: u32,
-    subject: Subject,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    ingress: Vec<CnpIngress>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    egress: Vec<CnpEgress>,
-}
-
-#[derive(Clone, Serialize)]
-pub(super) struct Subject {
-    pods: NamespacedPod,
-}
-
-#[derive(Serialize)]
-struct CnpIngress {
-    name: String,
-    action: &'static str,
-    from: Vec<PeerObj>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    protocols: Option<Vec<CnpProtocol>>,
-}
-
-#[derive(Serialize)]
-struct CnpEgress {
-    name: String,
-    action: &'static str,
-    to: Vec<PeerObj>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    protocols: Option<Vec<CnpProtocol>>,
-}
-
-#[derive(Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-enum PeerObj {
-    Pods(NamespacedPod),
-    Networks(Vec<String>),
-}
-
-/// `{"tcp": {"destinationPort": {"number": 80}}}` or `... {"range": {"start": 1, "end": 9}}`.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-enum CnpProtocol {
-    Tcp(CnpL4),
-    Udp(CnpL4),
-    Sctp(CnpL4),
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct CnpL4 {
-    destination_port: CnpPort,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-enum CnpPort {
-    Number(u16),
-    Range { start: u16, end: u16 },
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AdminNetworkPolicy {
-    api_version: &'static str,
-    kind: &'static str,
-    pub(super) metadata: ObjectMeta,
-    pub(super) spec: AnpSpec,
-}
-
-#[derive(Serialize)]
-pub(super) struct AnpSpec {
-    priority: u32,
-    subject: Subject,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    ingress: Vec<AnpIngress>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    egress: Vec<AnpEgress>,
-}
-
-#[derive(Serialize)]
-struct AnpIngress {
-    name: String,
-    action: &'static str,
-    from: Vec<PeerObj>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ports: Option<Vec<AnpPort>>,
-}
-
-#[derive(Serialize)]
-struct AnpEgress {
-    name: String,
-    action: &'static str,
-    to: Vec<PeerObj>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ports: Option<Vec<AnpPort>>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-enum AnpPort {
-    PortNumber {
-        protocol: &'static str,
-        port: u16,
-    },
-    PortRange {
-        protocol: &'static str,
-        start: u16,
-        end: u16,
-    },
-}
-
-/// One cluster-tier object of either kind.
-pub(super) enum TierObject {
-    Cnp(Box<ClusterNetworkPolicy>),
-    Anp(Box<AdminNetworkPolicy>),
-}
-
-impl TierObject {
-    pub(super) fn name(&self) -> &str {
-        let m = match self {
-            TierObject::Cnp(o) => &o.metadata,
-            TierObject::Anp(o) => &o.metadata,
-        };
-        m.name.as_deref().unwrap_or_default()
-    }
 }
 
 // ---- the rules before they become objects ---------------------------------------------------
@@ -542,6 +405,9 @@ enum Dir {
     AnpOut(Vec<AnpEgress>),
 }
 
+/// One object before packing: (name, key, span, subject, ingress chunk, egress chunk).
+type Part = (String, String, Span, Subject, Option<Dir>, Option<Dir>);
+
 /// Pack each group's rules into objects within the limits, name them (readable unless too
 /// long or ambiguous) and give them distinct priorities in name order.
 fn pack(
@@ -550,8 +416,7 @@ fn pack(
     mode: DenyMode,
 ) -> Result<Vec<TierObject>, Diagnostic> {
     let groups = enforcers.len();
-    // (name, key, span, subject, ingress chunk, egress chunk)
-    let mut parts: Vec<(String, String, Span, Subject, Option<Dir>, Option<Dir>)> = Vec::new();
+    let mut parts: Vec<Part> = Vec::new();
     for e in enforcers {
         let subject = Subject {
             pods: NamespacedPod {
