@@ -110,6 +110,7 @@ pub fn run(args: RunArgs, color: bool, json_diags: bool) -> ExitCode {
     let options = nft::Options {
         table: "gbpc".into(),
         enforce: nft_enforce,
+        ..nft::Options::default()
     };
     let lowered = match nft::lower(p, &options) {
         Ok(l) => l,
