@@ -951,6 +951,45 @@ mod tests {
         }
     }
 
+    /// The default layout writes no packet state; the mark layout writes both marks.
+    #[test]
+    fn default_layout_leaves_marks_alone() {
+        let src = "tenant t { filter web { tcp 80 } contract c { subject a permit web }
+               group x { address 198.18.1.0/24, 2001:db8:1::/64 consumes c }
+               group y { address 198.18.2.0/24 provides c } }";
+        let c = crate::check_source(src);
+        assert!(c.ok(), "{:?}", c.errors);
+        for enforce in [Enforce::Fabric, Enforce::Endpoint] {
+            let text = |layout| match lower(
+                &c.policy,
+                &Options {
+                    enforce,
+                    layout,
+                    ..Options::default()
+                },
+            ) {
+                Ok(l) => l.text,
+                Err(e) => panic!("{e:?}"),
+            };
+            let addresses = text(Layout::Addresses);
+            assert!(!addresses.contains(" set "), "{addresses}");
+            assert!(!addresses.contains("mark"), "{addresses}");
+            assert!(
+                addresses.contains("198.18.1.0/24 . 198.18.2.0/24 . tcp . 80 : accept"),
+                "{addresses}"
+            );
+            let marks = text(Layout::Marks);
+            assert!(
+                marks.contains("meta mark set ip saddr map @class4"),
+                "{marks}"
+            );
+            assert!(
+                marks.contains("ct mark set ip daddr map @class4"),
+                "{marks}"
+            );
+        }
+    }
+
     #[test]
     fn deny_wins_per_segment_and_rules_are_constant() {
         let small = compile(
