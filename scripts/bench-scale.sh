@@ -6,7 +6,8 @@
 #
 # Usage: scripts/bench-scale.sh [N ...]     (default: 100 1000 10000; run as root for nft)
 # Environment: GBPC=path/to/gbpc to measure another binary (default: a release build of this
-# tree); RUNS=k runs per timing, the median is printed (default 3; hyperfine when installed).
+# tree); RUNS=k runs per timing, the median is printed (default 3; hyperfine when installed);
+# NFT_LAYOUT=addresses|marks the nft layout (default: the compiler's, addresses).
 # Figures are printed, never asserted: targets are N=10,000 compiled in < 1 s and < 300 MB,
 # its script loaded in < 1 s, rule count flat in N.
 #
@@ -23,6 +24,8 @@ else
   bin=$(realpath "$GBPC")
 fi
 runs=${RUNS:-3}
+layout=()
+[ -z "${NFT_LAYOUT:-}" ] || layout=(--nft-layout "$NFT_LAYOUT")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 sizes=("$@")
@@ -46,8 +49,8 @@ printf '%-6s %-7s %-9s %-7s %-7s %-7s %-7s %-7s %-7s %-7s %-6s %-8s %-8s %-8s\n'
 for n in "${sizes[@]}"; do
   python3 scripts/gen-policy.py "$n" > "$work/p.gbp"
   pol_kb=$(( $(stat -c %s "$work/p.gbp") / 1024 ))
-  secs=$(median_time "$bin" compile "$work/p.gbp" --target nft -o "$work/p.nft" --color never)
-  /usr/bin/time -f '%M' -o "$work/m" "$bin" compile "$work/p.gbp" --target nft -o "$work/p.nft" --color never >/dev/null 2>&1
+  secs=$(median_time "$bin" compile "$work/p.gbp" --target nft "${layout[@]}" -o "$work/p.nft" --color never)
+  /usr/bin/time -f '%M' -o "$work/m" "$bin" compile "$work/p.gbp" --target nft "${layout[@]}" -o "$work/p.nft" --color never >/dev/null 2>&1
   kb=$(cat "$work/m")
   ksecs=$(median_time "$bin" compile "$work/p.gbp" --target k8s -o "$work/p.json" --color never)
   rm -f "$work/p.json"

@@ -34,7 +34,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use gbpc::eval::{self, Flow, Proto, Verdict};
-use gbpc::lower::nft::{Enforce, Options, lower};
+use gbpc::lower::nft::{Enforce, Layout, Options, lower};
 use gbpc::model::{EntryProto, GroupId, GroupKind, Policy};
 use gbpc::net::{Family, addr_to_ip};
 use serde_json::Value;
@@ -131,8 +131,13 @@ fn check(name: &str, src: &str) -> Policy {
 }
 
 fn compile(name: &str, p: &Policy, enforce: Enforce) -> String {
+    compile_layout(name, p, enforce, Layout::default())
+}
+
+fn compile_layout(name: &str, p: &Policy, enforce: Enforce, layout: Layout) -> String {
     let o = Options {
         enforce,
+        layout,
         ..Options::default()
     };
     match lower(p, &o) {
@@ -483,6 +488,9 @@ enum Index {
     Intervals(Vec<usize>),
     /// The first `k` components are single values in every element: buckets by them.
     Prefix(usize, HashMap<Vec<u128>, Vec<usize>>),
+    /// The first component's ranges are equal or disjoint (the address ranges of classes, in
+    /// the address layout): buckets by that range, sorted by start.
+    Ranges(Vec<((u128, u128), Vec<usize>)>),
 }
 
 /// The parts of one table the interpreter runs.
@@ -521,6 +529,16 @@ fn build_index(name: &str, s: &NSet) -> Index {
     }
     let exact = |c: usize| s.elems.iter().all(|(k, _)| k[c].0 == k[c].1);
     let k = (0..s.key.len() - 1).take_while(|&c| exact(c)).count();
+    if k == 0 {
+        let mut by: BTreeMap<(u128, u128), Vec<usize>> = BTreeMap::new();
+        for (i, (key, _)) in s.elems.iter().enumerate() {
+            by.entry(key[0]).or_default().push(i);
+        }
+        let buckets: Vec<((u128, u128), Vec<usize>)> = by.into_iter().collect();
+        if buckets.windows(2).all(|w| w[0].0.1 < w[1].0.0) {
+            return Index::Ranges(buckets);
+        }
+    }
     let mut map: HashMap<Vec<u128>, Vec<usize>> = HashMap::new();
     for (i, (key, _)) in s.elems.iter().enumerate() {
         map.entry(key[..k].iter().map(|r| r.0).collect())
@@ -780,6 +798,13 @@ impl Ruleset {
                     .filter(|(k, _)| k[0].0 <= key[0]);
             }
             Index::Prefix(k, map) => map.get(&key[..*k])?,
+            Index::Ranges(buckets) => {
+                let i = buckets.partition_point(|(r, _)| r.1 < key[0]);
+                match buckets.get(i) {
+                    Some((r, idx)) if r.0 <= key[0] => idx,
+                    _ => return None,
+                }
+            }
         };
         let mut hits = candidates
             .iter()
@@ -882,7 +907,13 @@ fn ct_first(proto: u8, port: u16) -> CtFirst {
     }
 }
 
-/// One traversal of one hook: marks start at 0 (a new conntrack entry).
+/// The packet mark another ruleset set before gbpc's chain sees the packet (kube-proxy's
+/// masquerade bit), and the connection mark (a connmark router's).
+const FOREIGN_META_MARK: u128 = 0x4000;
+const FOREIGN_CT_MARK: u128 = 0xca6c;
+
+/// One traversal of one hook: marks start as other rulesets left them ([`FOREIGN_META_MARK`],
+/// [`FOREIGN_CT_MARK`]).
 struct Run<'a> {
     rs: &'a Ruleset,
     pkt: Pkt,
@@ -910,8 +941,8 @@ impl<'a> Run<'a> {
             rs,
             pkt,
             hops: if nd { 255 } else { 64 },
-            meta_mark: 0,
-            ct_mark: 0,
+            meta_mark: FOREIGN_META_MARK,
+            ct_mark: FOREIGN_CT_MARK,
             tracing,
             trace: Vec::new(),
             depth: 0,
@@ -1108,8 +1139,8 @@ impl<'a> Run<'a> {
         End::Return
     }
 
-    /// The verdict of the base chain on `hook`.
-    fn hook(rs: &'a Ruleset, hook: &str, pkt: Pkt, tracing: bool) -> (bool, Vec<String>) {
+    /// The verdict of the base chain on `hook`, and whether both marks are as they came.
+    fn hook(rs: &'a Ruleset, hook: &str, pkt: Pkt, tracing: bool) -> (bool, Vec<String>, bool) {
         let name = rs.base_chain(hook);
         let mut r = Run::new(rs, pkt, tracing);
         // Forwarding and the destination's input come after the fabric's router.
@@ -1124,25 +1155,31 @@ impl<'a> Run<'a> {
                 policy == "accept"
             }
         };
-        (v, r.trace)
+        let kept = r.meta_mark == FOREIGN_META_MARK && r.ct_mark == FOREIGN_CT_MARK;
+        if !kept {
+            let (m, c) = (r.meta_mark, r.ct_mark);
+            r.note(|| format!("marks left as 0x{m:x} / 0x{c:x}"));
+        }
+        (v, r.trace, kept)
     }
 }
 
-/// The kernel's verdict for a new connection, and how it was reached.
-fn kernel_verdict(rs: &Ruleset, mode: Enforce, pkt: Pkt, tracing: bool) -> (bool, String) {
+/// The kernel's verdict for a new connection, how it was reached, and whether the packet
+/// and connection marks were left as other rulesets set them.
+fn kernel_verdict(rs: &Ruleset, mode: Enforce, pkt: Pkt, tracing: bool) -> (bool, String, bool) {
     match mode {
         Enforce::Fabric => {
-            let (v, t) = Run::hook(rs, "forward", pkt, tracing);
-            (v, t.join("; "))
+            let (v, t, kept) = Run::hook(rs, "forward", pkt, tracing);
+            (v, t.join("; "), kept)
         }
         Enforce::Endpoint => {
             // Leaves the source's namespace (output), enters the destination's (input); both
             // load the same script.
-            let (out, t1) = Run::hook(rs, "output", pkt, tracing);
+            let (out, t1, kept1) = Run::hook(rs, "output", pkt, tracing);
             if !out {
-                return (false, format!("source output: {}", t1.join("; ")));
+                return (false, format!("source output: {}", t1.join("; ")), kept1);
             }
-            let (inp, t2) = Run::hook(rs, "input", pkt, tracing);
+            let (inp, t2, kept2) = Run::hook(rs, "input", pkt, tracing);
             (
                 inp,
                 format!(
@@ -1150,6 +1187,7 @@ fn kernel_verdict(rs: &Ruleset, mode: Enforce, pkt: Pkt, tracing: bool) -> (bool
                     t1.join("; "),
                     t2.join("; ")
                 ),
+                kept1 && kept2,
             )
         }
     }
@@ -1404,7 +1442,10 @@ fn pairs<'a>(
     (out, all)
 }
 
-fn compare(name: &str, p: &Policy, rs: &Ruleset, mode: Enforce) -> Report {
+/// Compare the interpreted ruleset with the evaluator; with `keep_marks`, a flow whose packet
+/// or connection mark the ruleset changes is a disagreement too (the default layout's promise
+/// to other rulesets).
+fn compare(name: &str, p: &Policy, rs: &Ruleset, mode: Enforce, keep_marks: bool) -> Report {
     let eps = endpoint_parties(p);
     let raw = raw_parties(p);
     let flows_v4 = flows(p, Family::V4);
@@ -1438,7 +1479,7 @@ fn compare(name: &str, p: &Policy, rs: &Ruleset, mode: Enforce) -> Report {
                 proto: flow.proto.number(),
                 port: flow.port,
             };
-            let accept = kernel_verdict(rs, mode, pkt, false).0;
+            let (accept, _, kept) = kernel_verdict(rs, mode, pkt, false);
             rep.compared += 1;
             rep.allowed += accept as usize;
             let expected = expected_kernel(mode, flow, &dec);
@@ -1457,6 +1498,13 @@ fn compare(name: &str, p: &Policy, rs: &Ruleset, mode: Enforce) -> Report {
                         ));
                     }
                 }
+            }
+            if keep_marks && !kept {
+                let trace = kernel_verdict(rs, mode, pkt, true).1;
+                rep.disagreements.push(format!(
+                    "[{name}, {mode:?}] {} -> {} {flow}: the marks were changed ({trace})",
+                    s.label, d.label,
+                ));
             }
             if accept != expected {
                 let trace = kernel_verdict(rs, mode, pkt, true).1;
@@ -1480,6 +1528,7 @@ fn script_matches_evaluator(
     name: &str,
     p: &Policy,
     mode: Enforce,
+    layout: Layout,
     script: &str,
 ) -> Result<(Report, std::time::Duration), String> {
     let t0 = Instant::now();
@@ -1503,7 +1552,7 @@ fn script_matches_evaluator(
             rs.hooks()
         ));
     }
-    let rep = compare(name, p, &rs, mode);
+    let rep = compare(name, p, &rs, mode, layout == Layout::Addresses);
     if rep.compared == 0 {
         return Err(format!("[{name}, {mode:?}] nothing to compare"));
     }
@@ -1516,10 +1565,15 @@ fn kernel_matches_evaluator(name: &str, src: &str) -> Result<Vec<String>, String
     let p = check(name, src);
     let mut lines = Vec::new();
     let mut problems = String::new();
-    for mode in [Enforce::Fabric, Enforce::Endpoint] {
+    for (mode, layout) in [
+        (Enforce::Fabric, Layout::Addresses),
+        (Enforce::Endpoint, Layout::Addresses),
+        (Enforce::Fabric, Layout::Marks),
+        (Enforce::Endpoint, Layout::Marks),
+    ] {
         let t0 = Instant::now();
-        let script = compile(name, &p, mode);
-        let (rep, t_load) = match script_matches_evaluator(name, &p, mode, &script) {
+        let script = compile_layout(name, &p, mode, layout);
+        let (rep, t_load) = match script_matches_evaluator(name, &p, mode, layout, &script) {
             Ok(r) => r,
             Err(e) => {
                 let _ = writeln!(problems, "{e}");
@@ -1538,7 +1592,7 @@ fn kernel_matches_evaluator(name: &str, src: &str) -> Result<Vec<String>, String
             );
         }
         lines.push(format!(
-            "{name} {mode:?}: {} of {} address pairs, {} flows compared ({} accepted), {n} \
+            "{name} {mode:?} {layout:?}: {} of {} address pairs, {} flows compared ({} accepted), {n} \
              disagreements; load {t_load:.0?}, total {:.0?}",
             rep.pairs,
             rep.all_pairs,
@@ -1787,7 +1841,8 @@ fn examples_load_and_kernel_matches_evaluator() {
 fn long_element_lists_load_as_written() {
     let src = include_str!("regress/nft-element-batches.gbp");
     let p = check("nft-element-batches", src);
-    let script = compile("nft-element-batches", &p, Enforce::Fabric);
+    // The byte swap hit host-order fields: the marks of the mark layout.
+    let script = compile_layout("nft-element-batches", &p, Enforce::Fabric, Layout::Marks);
     let mut in_cmd: Option<usize> = None;
     for l in script.lines() {
         if l.starts_with("add element ") {
@@ -1889,53 +1944,75 @@ fn broken_scripts_are_caught() {
         return;
     }
     let p = check("ranges", RANGES);
-    let good = compile("ranges", &p, Enforce::Fabric);
-    let first_drop = good
-        .lines()
-        .find(|l| l.contains(" : drop,") || l.ends_with(" : drop"))
-        .expect("RANGES has a deny element")
-        .to_string();
-    let intra = "\t\tmeta mark . ct mark @intra counter accept\n";
-    let mutations: Vec<(&str, String)> = vec![
-        (
-            "a deny element turned into accept",
-            good.replacen(&first_drop, &first_drop.replace(" : drop", " : accept"), 1),
-        ),
-        (
-            "intra-group accept before the verdict maps",
-            good.replacen(intra, "", 1).replacen(
-                "\t\tmeta l4proto { tcp, udp, sctp } meta mark . ct mark . meta l4proto . th dport vmap",
-                &format!("{intra}\t\tmeta l4proto {{ tcp, udp, sctp }} meta mark . ct mark . meta l4proto . th dport vmap"),
-                1,
-            ),
-        ),
-        (
-            "no destination class",
-            good.replacen("\t\tct mark set ip daddr map @class4\n", "", 1),
-        ),
-        (
-            "fails open: no default drop, policy accept",
-            good.replacen("policy drop;", "policy accept;", 1).replacen(
-                "\t\tcounter drop comment \"default deny\"\n",
-                "",
-                1,
-            ),
-        ),
-    ];
     let mut problems = String::new();
-    for (what, script) in &mutations {
-        assert_ne!(script, &good, "the mutation `{what}` changed nothing");
-        match script_matches_evaluator(what, &p, Enforce::Fabric, script) {
-            Ok((rep, _)) if rep.disagreements.is_empty() => {
-                let _ = writeln!(problems, "`{what}`: no disagreement found");
-            }
-            Ok((rep, _)) => eprintln!(
-                "`{what}`: {} disagreements, e.g. {}",
-                rep.disagreements.len(),
-                rep.disagreements[0]
+    for layout in [Layout::Addresses, Layout::Marks] {
+        let good = compile_layout("ranges", &p, Enforce::Fabric, layout);
+        let first_drop = good
+            .lines()
+            .find(|l| l.contains(" : drop,") || l.ends_with(" : drop"))
+            .expect("RANGES has a deny element")
+            .to_string();
+        let mut mutations: Vec<(&str, String)> = vec![
+            (
+                "a deny element turned into accept",
+                good.replacen(&first_drop, &first_drop.replace(" : drop", " : accept"), 1),
             ),
-            Err(e) => {
-                let _ = writeln!(problems, "`{what}` did not load: {e}");
+            (
+                "fails open: no default drop, policy accept",
+                good.replacen("policy drop;", "policy accept;", 1).replacen(
+                    "\t\tcounter drop comment \"default deny\"\n",
+                    "",
+                    1,
+                ),
+            ),
+        ];
+        match layout {
+            Layout::Marks => {
+                let intra = "\t\tmeta mark . ct mark @intra counter accept\n";
+                let l4 = "\t\tmeta l4proto { tcp, udp, sctp } meta mark . ct mark . meta l4proto . th dport vmap";
+                mutations.push((
+                    "intra-group accept before the verdict maps",
+                    good.replacen(intra, "", 1)
+                        .replacen(l4, &format!("{intra}{l4}"), 1),
+                ));
+                mutations.push((
+                    "no destination class",
+                    good.replacen("\t\tct mark set ip daddr map @class4\n", "", 1),
+                ));
+            }
+            Layout::Addresses => {
+                let intra = "\t\tip saddr . ip daddr @intra4 counter accept\n";
+                let l4 = "\t\tmeta l4proto { tcp, udp, sctp } ip saddr . ip daddr . meta l4proto . th dport vmap";
+                mutations.push((
+                    "intra-group accept before the verdict maps",
+                    good.replacen(intra, "", 1)
+                        .replacen(l4, &format!("{intra}{l4}"), 1),
+                ));
+                // The verdicts are right, but the connection mark of another ruleset is lost.
+                mutations.push((
+                    "the connection mark overwritten",
+                    good.replacen(
+                        "\tchain decide {\n",
+                        "\tchain decide {\n\t\tct mark set meta mark\n",
+                        1,
+                    ),
+                ));
+            }
+        }
+        for (what, script) in &mutations {
+            assert_ne!(script, &good, "the mutation `{what}` changed nothing");
+            match script_matches_evaluator(what, &p, Enforce::Fabric, layout, script) {
+                Ok((rep, _)) if rep.disagreements.is_empty() => {
+                    let _ = writeln!(problems, "{layout:?}: `{what}`: no disagreement found");
+                }
+                Ok((rep, _)) => eprintln!(
+                    "{layout:?}: `{what}`: {} disagreements, e.g. {}",
+                    rep.disagreements.len(),
+                    rep.disagreements[0]
+                ),
+                Err(e) => {
+                    let _ = writeln!(problems, "{layout:?}: `{what}` did not load: {e}");
+                }
             }
         }
     }
@@ -2020,6 +2097,7 @@ fn loads_are_atomic_and_touch_only_their_table() {
         &Options {
             table: "gbpc-other".into(),
             enforce: Enforce::Endpoint,
+            layout: Layout::Marks,
         },
     ) {
         Ok(l) => l.text,
@@ -2309,6 +2387,7 @@ fn every_table_name_the_compiler_takes_loads() {
             let o = Options {
                 table: n.clone(),
                 enforce: Enforce::Fabric,
+                ..Options::default()
             };
             let script = lower(&p, &o).unwrap_or_else(|e| panic!("{n}: {e:?}")).text;
             taken.push((format!("table {n:?}"), script));

@@ -14,6 +14,7 @@ mod gitops;
 mod k8s;
 mod lsp;
 mod nft;
+mod nft_coexist;
 mod run;
 mod sarif;
 mod support;

@@ -598,6 +598,11 @@ pub fn lower_hostile(data: &[u8]) {
         let o = nft::Options {
             table: table.clone(),
             enforce,
+            layout: if flags & 0x80 != 0 {
+                nft::Layout::Marks
+            } else {
+                nft::Layout::Addresses
+            },
         };
         match nft::lower(&checked.policy, &o) {
             Ok(out) => both.push_str(&out.text),

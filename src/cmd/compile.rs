@@ -76,6 +76,16 @@ impl From<Enforce> for nft::Enforce {
     }
 }
 
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum NftLayout {
+    /// Maps keyed by the packet's addresses: no mark is written, other rulesets' `meta mark`
+    /// and `ct mark` stay as they set them.
+    Addresses,
+    /// Maps keyed by classes the chain writes into `meta mark` and `ct mark` (fewer elements;
+    /// overwrites both marks of new connections).
+    Marks,
+}
+
 /// The arguments as given. Target-specific flags are `Option`s (or `false`): [`plan`] knows
 /// which ones the user set and applies the defaults.
 #[derive(clap::Args)]
@@ -103,6 +113,9 @@ pub struct CompileArgs {
     /// reads as one name, not one of its keywords.
     #[arg(long, value_parser = nft::parse_table_name)]
     table: Option<String>,
+    /// nft: how the chain looks up the classes of a packet's addresses [default: addresses].
+    #[arg(long, value_enum)]
+    nft_layout: Option<NftLayout>,
     /// With --target: write the output here instead of stdout (`-`: stdout). A regular file is
     /// replaced atomically (nothing is written on error), a symbolic link is written through, a
     /// device or FIFO is written directly; naming an input file is an error.
@@ -150,6 +163,7 @@ fn given_target_flags(a: &CompileArgs) -> Vec<(&'static str, Target)> {
         (a.allow_dns, "--allow-dns", Target::K8s),
         (a.enforce.is_some(), "--enforce", Target::Nft),
         (a.table.is_some(), "--table", Target::Nft),
+        (a.nft_layout.is_some(), "--nft-layout", Target::Nft),
     ]
     .into_iter()
     .filter(|(given, _, _)| *given)
@@ -259,6 +273,10 @@ pub fn plan(a: CompileArgs) -> Result<Plan, String> {
                         Lowering::Nft(nft::Options {
                             table: table.clone(),
                             enforce,
+                            layout: match a.nft_layout {
+                                None | Some(NftLayout::Addresses) => nft::Layout::Addresses,
+                                Some(NftLayout::Marks) => nft::Layout::Marks,
+                            },
                         }),
                     ));
                 }

@@ -101,6 +101,10 @@ pub fn run(args: RunArgs, color: bool, json_diags: bool) -> ExitCode {
     let options = nft::Options {
         table: "gbpc".into(),
         enforce,
+        // Run mode reads the class maps back from the kernel and rewrites verdict elements by
+        // class (src/run/netlink.rs, inject.rs): the mark layout, in namespaces of its own
+        // where no other ruleset uses marks.
+        layout: nft::Layout::Marks,
     };
     let lowered = match nft::lower(p, &options) {
         Ok(l) => l,

@@ -1,14 +1,21 @@
 //! nftables backend: one script that `nft -f` loads atomically into its own `inet` table.
 //!
-//! Classification is by lookup, not by a chain of rules per pair: each address maps to its
-//! *class* (the exact set of groups it is in, see [`crate::model::classify`]) through one
-//! interval map per family; the source class goes into `meta mark`, the destination class into
-//! `ct mark`. The verdict of a new connection is then one lookup of
-//! `class . class . protocol . port` in a verdict map whose elements are computed here by
-//! asking the evaluator, segment by segment, so the kernel decides exactly as
-//! [`crate::eval::decide`] does. Deny and permit elements live in the same map (deny wins in
-//! the evaluator, so a segment's element already carries the winning verdict); pairs with no
-//! contract decision fall through to the intra-group set, then to the chain's `policy drop`.
+//! Classification is by lookup, not by a chain of rules per pair: the address space is cut
+//! into *classes* (the exact set of groups an address is in, see [`crate::model::classify`]).
+//! The verdict of a new connection is one lookup of `source . destination . protocol . port`
+//! in a verdict map whose elements are computed here by asking the evaluator, class pair by
+//! class pair and segment by segment, so the kernel decides exactly as [`crate::eval::decide`]
+//! does. Deny and permit elements live in the same map (deny wins in the evaluator, so a
+//! segment's element already carries the winning verdict); pairs with no contract decision fall
+//! through to the intra-group set, then to the chain's `policy drop`.
+//!
+//! Two layouts ([`Layout`]) say how a packet's addresses meet their classes. The default keys
+//! the maps by the addresses themselves (a class pair's element repeated for every pair of the
+//! classes' address ranges) and writes nothing into the packet or its connection, so marks
+//! other rulesets keep there survive. The mark layout looks the classes up into `meta mark`
+//! (source) and `ct mark` (destination) and keys the maps by the marks: fewer elements, but
+//! both marks are overwritten. nft 1.0.6 has no third way: a map lookup cannot be part of a
+//! concatenation, and per-class chains with per-class maps load far too slowly.
 //!
 //! The number of rules is constant; only set and map elements grow with the policy. Counters
 //! are named objects, one per contract, selected by an object map with the same keys as the
@@ -33,11 +40,26 @@ pub enum Enforce {
     Endpoint,
 }
 
+/// How the policy chain finds the classes of a packet's two addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Layout {
+    /// The verdict maps are keyed by the addresses themselves (each class pair's elements
+    /// are repeated for every pair of the classes' address ranges): no packet state is
+    /// written, so `meta mark` and `ct mark` stay as other rulesets set them.
+    #[default]
+    Addresses,
+    /// The class maps write the source class into `meta mark` and the destination class into
+    /// `ct mark`, and the verdict maps are keyed by the marks: fewer elements, but the marks
+    /// of every new forwarded (or sent and received) connection are overwritten.
+    Marks,
+}
+
 #[derive(Clone, Debug)]
 pub struct Options {
     /// The table (family `inet`) the script owns and replaces.
     pub table: String,
     pub enforce: Enforce,
+    pub layout: Layout,
 }
 
 impl Default for Options {
@@ -45,6 +67,7 @@ impl Default for Options {
         Options {
             table: "gbpc".into(),
             enforce: Enforce::Fabric,
+            layout: Layout::Addresses,
         }
     }
 }
@@ -81,6 +104,30 @@ impl Space {
             Space::Icmp => "mark . mark . icmp_type",
             Space::Icmp6 => "mark . mark . icmpv6_type",
             Space::Proto => "mark . mark . inet_proto",
+        }
+    }
+
+    /// The key type after the two addresses (address layout).
+    fn key_rest_type(self) -> &'static str {
+        match self {
+            Space::L4 => " . inet_proto . inet_service",
+            Space::Icmp => " . icmp_type",
+            Space::Icmp6 => " . icmpv6_type",
+            Space::Proto => " . inet_proto",
+        }
+    }
+
+    /// The match that guards the lookup and the key expression after the two addresses
+    /// (address layout).
+    fn address_guard_and_rest(self) -> (&'static str, &'static str) {
+        match self {
+            Space::L4 => (
+                "meta l4proto { tcp, udp, sctp } ",
+                " . meta l4proto . th dport",
+            ),
+            Space::Icmp => ("meta l4proto icmp ", " . icmp type"),
+            Space::Icmp6 => ("meta l4proto ipv6-icmp ", " . icmpv6 type"),
+            Space::Proto => ("", " . meta l4proto"),
         }
     }
 
@@ -463,18 +510,24 @@ fn addr_range(family: Family, lo: u128, hi: u128) -> String {
     format!("{}-{}", addr_to_ip(family, lo), addr_to_ip(family, hi))
 }
 
-fn key(e: &Element) -> String {
+/// An element's key after the two classes: ` . PROTO . PORTS`, ` . TYPES` or ` . PROTOS`.
+fn key_rest(e: &Element) -> String {
     let range = if e.lo == e.hi {
         e.lo.to_string()
     } else {
         format!("{}-{}", e.lo, e.hi)
     };
     match e.proto {
-        Some(Proto::Tcp) => format!("0x{:x} . 0x{:x} . tcp . {range}", e.src, e.dst),
-        Some(Proto::Udp) => format!("0x{:x} . 0x{:x} . udp . {range}", e.src, e.dst),
-        Some(Proto::Sctp) => format!("0x{:x} . 0x{:x} . sctp . {range}", e.src, e.dst),
-        _ => format!("0x{:x} . 0x{:x} . {range}", e.src, e.dst),
+        Some(Proto::Tcp) => format!(" . tcp . {range}"),
+        Some(Proto::Udp) => format!(" . udp . {range}"),
+        Some(Proto::Sctp) => format!(" . sctp . {range}"),
+        _ => format!(" . {range}"),
     }
+}
+
+/// An element's key in the mark layout: the two classes' marks, then [`key_rest`].
+fn key(e: &Element) -> String {
+    format!("0x{:x} . 0x{:x}{}", e.src, e.dst, key_rest(e))
 }
 
 /// Elements per `add element` command. nft 1.0.6 (Debian 12) splits a command's elements into
@@ -527,7 +580,13 @@ fn render(
     let _ = writeln!(s, "#");
     let _ = writeln!(
         s,
-        "# Address classes (meta mark = source class, ct mark = destination class):"
+        "{}",
+        match o.layout {
+            Layout::Marks =>
+                "# Address classes (meta mark = source class, ct mark = destination class):",
+            Layout::Addresses =>
+                "# Address classes (the maps' keys pair the address ranges of two classes):",
+        }
     );
     for (ci, set) in p.classes.sets.iter().enumerate() {
         let names: Vec<String> = set
@@ -558,101 +617,10 @@ fn render(
             counter_comment(tenant, &c.name, c.global)
         );
     }
-    // Class maps.
-    for (name, family, ty) in [
-        ("class4", Family::V4, "ipv4_addr"),
-        ("class6", Family::V6, "ipv6_addr"),
-    ] {
-        let _ = writeln!(
-            s,
-            "\tmap {name} {{\n\t\ttype {ty} : mark\n\t\tflags interval"
-        );
-        elements_block(
-            &mut adds,
-            t,
-            name,
-            p.classes
-                .table(family)
-                .iter()
-                .map(|&(lo, hi, c)| format!("{} : 0x{c:x}", addr_range(family, lo, hi))),
-        );
-        let _ = writeln!(s, "\t}}\n");
+    match o.layout {
+        Layout::Marks => render_marks(&mut s, &mut adds, p, t, elements, intra),
+        Layout::Addresses => render_addresses(&mut s, &mut adds, p, t, elements, intra),
     }
-    // Intra-group pairs.
-    let _ = writeln!(s, "\tset intra {{\n\t\ttype mark . mark");
-    elements_block(
-        &mut adds,
-        t,
-        "intra",
-        intra.iter().map(|(a, b)| format!("0x{a:x} . 0x{b:x}")),
-    );
-    let _ = writeln!(s, "\t}}\n");
-    // Verdict, counter and log maps per key space.
-    let empty = Vec::new();
-    for space in Space::ALL {
-        let els = elements.get(&space).unwrap_or(&empty);
-        let suf = space.suffix();
-        let ty = space.key_type();
-        let _ = writeln!(
-            s,
-            "\tmap verdict_{suf} {{\n\t\ttype {ty} : verdict\n\t\tflags interval"
-        );
-        elements_block(
-            &mut adds,
-            t,
-            &format!("verdict_{suf}"),
-            els.iter()
-                .map(|e| format!("{} : {}", key(e), if e.allow { "accept" } else { "drop" })),
-        );
-        let _ = writeln!(s, "\t}}\n");
-        let _ = writeln!(
-            s,
-            "\tmap counter_{suf} {{\n\t\ttype {ty} : counter\n\t\tflags interval"
-        );
-        elements_block(
-            &mut adds,
-            t,
-            &format!("counter_{suf}"),
-            els.iter()
-                .map(|e| format!("{} : \"{}\"", key(e), contract_counter(p, e.contract))),
-        );
-        let _ = writeln!(s, "\t}}\n");
-        let _ = writeln!(s, "\tset log_{suf} {{\n\t\ttype {ty}\n\t\tflags interval");
-        elements_block(
-            &mut adds,
-            t,
-            &format!("log_{suf}"),
-            els.iter().filter(|e| e.log).map(key),
-        );
-        let _ = writeln!(s, "\t}}\n");
-    }
-    // The policy chain: classify, log, count, decide.
-    let _ = writeln!(s, "\tchain decide {{");
-    let _ = writeln!(s, "\t\tmeta mark set ip saddr map @class4");
-    let _ = writeln!(s, "\t\tct mark set ip daddr map @class4");
-    let _ = writeln!(s, "\t\tmeta mark set ip6 saddr map @class6");
-    let _ = writeln!(s, "\t\tct mark set ip6 daddr map @class6");
-    for space in Space::ALL {
-        let (guard, k) = space.guard_and_key();
-        let suf = space.suffix();
-        let _ = writeln!(
-            s,
-            "\t\t{guard}{k} @log_{suf} log prefix \"gbpc \" group {LOG_GROUP}"
-        );
-    }
-    for space in Space::ALL {
-        let (guard, k) = space.guard_and_key();
-        let suf = space.suffix();
-        let _ = writeln!(s, "\t\t{guard}counter name {k} map @counter_{suf}");
-    }
-    for space in Space::ALL {
-        let (guard, k) = space.guard_and_key();
-        let suf = space.suffix();
-        let _ = writeln!(s, "\t\t{guard}{k} vmap @verdict_{suf}");
-    }
-    let _ = writeln!(s, "\t\tmeta mark . ct mark @intra counter accept");
-    let _ = writeln!(s, "\t\tcounter drop comment \"default deny\"");
-    let _ = writeln!(s, "\t}}\n");
     // Neighbour discovery on the endpoint's own link only: a hop limit of 255 cannot have
     // crossed a router, so no endpoint reaches another with these types (the evaluator denies
     // them: they cannot start a connection).
@@ -694,6 +662,235 @@ fn render(
         s.push_str(&adds);
     }
     s
+}
+
+/// The mark layout: class maps into `meta mark` and `ct mark`, verdict maps keyed by marks.
+fn render_marks(
+    s: &mut String,
+    adds: &mut String,
+    p: &Policy,
+    t: &str,
+    elements: &BTreeMap<Space, Vec<Element>>,
+    intra: &BTreeSet<(u32, u32)>,
+) {
+    // Class maps.
+    for (name, family, ty) in [
+        ("class4", Family::V4, "ipv4_addr"),
+        ("class6", Family::V6, "ipv6_addr"),
+    ] {
+        let _ = writeln!(
+            s,
+            "\tmap {name} {{\n\t\ttype {ty} : mark\n\t\tflags interval"
+        );
+        elements_block(
+            adds,
+            t,
+            name,
+            p.classes
+                .table(family)
+                .iter()
+                .map(|&(lo, hi, c)| format!("{} : 0x{c:x}", addr_range(family, lo, hi))),
+        );
+        let _ = writeln!(s, "\t}}\n");
+    }
+    // Intra-group pairs.
+    let _ = writeln!(s, "\tset intra {{\n\t\ttype mark . mark");
+    elements_block(
+        adds,
+        t,
+        "intra",
+        intra.iter().map(|(a, b)| format!("0x{a:x} . 0x{b:x}")),
+    );
+    let _ = writeln!(s, "\t}}\n");
+    // Verdict, counter and log maps per key space.
+    let empty = Vec::new();
+    for space in Space::ALL {
+        let els = elements.get(&space).unwrap_or(&empty);
+        let suf = space.suffix();
+        let ty = space.key_type();
+        let _ = writeln!(
+            s,
+            "\tmap verdict_{suf} {{\n\t\ttype {ty} : verdict\n\t\tflags interval"
+        );
+        elements_block(
+            adds,
+            t,
+            &format!("verdict_{suf}"),
+            els.iter()
+                .map(|e| format!("{} : {}", key(e), if e.allow { "accept" } else { "drop" })),
+        );
+        let _ = writeln!(s, "\t}}\n");
+        let _ = writeln!(
+            s,
+            "\tmap counter_{suf} {{\n\t\ttype {ty} : counter\n\t\tflags interval"
+        );
+        elements_block(
+            adds,
+            t,
+            &format!("counter_{suf}"),
+            els.iter()
+                .map(|e| format!("{} : \"{}\"", key(e), contract_counter(p, e.contract))),
+        );
+        let _ = writeln!(s, "\t}}\n");
+        let _ = writeln!(s, "\tset log_{suf} {{\n\t\ttype {ty}\n\t\tflags interval");
+        elements_block(
+            adds,
+            t,
+            &format!("log_{suf}"),
+            els.iter().filter(|e| e.log).map(key),
+        );
+        let _ = writeln!(s, "\t}}\n");
+    }
+    // The policy chain: classify, log, count, decide.
+    let _ = writeln!(s, "\tchain decide {{");
+    let _ = writeln!(s, "\t\tmeta mark set ip saddr map @class4");
+    let _ = writeln!(s, "\t\tct mark set ip daddr map @class4");
+    let _ = writeln!(s, "\t\tmeta mark set ip6 saddr map @class6");
+    let _ = writeln!(s, "\t\tct mark set ip6 daddr map @class6");
+    for space in Space::ALL {
+        let (guard, k) = space.guard_and_key();
+        let suf = space.suffix();
+        let _ = writeln!(
+            s,
+            "\t\t{guard}{k} @log_{suf} log prefix \"gbpc \" group {LOG_GROUP}"
+        );
+    }
+    for space in Space::ALL {
+        let (guard, k) = space.guard_and_key();
+        let suf = space.suffix();
+        let _ = writeln!(s, "\t\t{guard}counter name {k} map @counter_{suf}");
+    }
+    for space in Space::ALL {
+        let (guard, k) = space.guard_and_key();
+        let suf = space.suffix();
+        let _ = writeln!(s, "\t\t{guard}{k} vmap @verdict_{suf}");
+    }
+    let _ = writeln!(s, "\t\tmeta mark . ct mark @intra counter accept");
+    let _ = writeln!(s, "\t\tcounter drop comment \"default deny\"");
+    let _ = writeln!(s, "\t}}\n");
+}
+
+/// The families of the address layout: suffix, address type, header of the address fields.
+const FAMILIES: [(Family, &str, &str, &str); 2] = [
+    (Family::V4, "4", "ipv4_addr", "ip"),
+    (Family::V6, "6", "ipv6_addr", "ip6"),
+];
+
+/// The address layout: every map is keyed by the source and destination addresses, so the
+/// chain writes nothing (no mark, no conntrack state). Each class pair's element is repeated
+/// for every pair of the two classes' address ranges of a family.
+fn render_addresses(
+    s: &mut String,
+    adds: &mut String,
+    p: &Policy,
+    t: &str,
+    elements: &BTreeMap<Space, Vec<Element>>,
+    intra: &BTreeSet<(u32, u32)>,
+) {
+    let empty = Vec::new();
+    for (family, fs, ty, _) in FAMILIES {
+        // The address ranges of each class, as nft writes them.
+        let mut ranges: Vec<Vec<String>> = vec![Vec::new(); p.classes.sets.len()];
+        for &(lo, hi, c) in p.classes.table(family) {
+            ranges[c as usize].push(addr_range(family, lo, hi));
+        }
+        let pairs = |a: u32, b: u32| {
+            let (ra, rb) = (&ranges[a as usize], &ranges[b as usize]);
+            ra.iter()
+                .flat_map(move |x| rb.iter().map(move |y| format!("{x} . {y}")))
+        };
+        let _ = writeln!(
+            s,
+            "\tset intra{fs} {{\n\t\ttype {ty} . {ty}\n\t\tflags interval"
+        );
+        elements_block(
+            adds,
+            t,
+            &format!("intra{fs}"),
+            intra.iter().flat_map(|&(a, b)| pairs(a, b)),
+        );
+        let _ = writeln!(s, "\t}}\n");
+        for space in Space::ALL {
+            let els = elements.get(&space).unwrap_or(&empty);
+            let suf = space.suffix();
+            let ty = format!("{ty} . {ty}{}", space.key_rest_type());
+            let _ = writeln!(
+                s,
+                "\tmap verdict{fs}_{suf} {{\n\t\ttype {ty} : verdict\n\t\tflags interval"
+            );
+            elements_block(
+                adds,
+                t,
+                &format!("verdict{fs}_{suf}"),
+                els.iter().flat_map(|e| {
+                    let rest = format!(
+                        "{} : {}",
+                        key_rest(e),
+                        if e.allow { "accept" } else { "drop" }
+                    );
+                    pairs(e.src, e.dst).map(move |k| format!("{k}{rest}"))
+                }),
+            );
+            let _ = writeln!(s, "\t}}\n");
+            let _ = writeln!(
+                s,
+                "\tmap counter{fs}_{suf} {{\n\t\ttype {ty} : counter\n\t\tflags interval"
+            );
+            elements_block(
+                adds,
+                t,
+                &format!("counter{fs}_{suf}"),
+                els.iter().flat_map(|e| {
+                    let rest = format!("{} : \"{}\"", key_rest(e), contract_counter(p, e.contract));
+                    pairs(e.src, e.dst).map(move |k| format!("{k}{rest}"))
+                }),
+            );
+            let _ = writeln!(s, "\t}}\n");
+            let _ = writeln!(
+                s,
+                "\tset log{fs}_{suf} {{\n\t\ttype {ty}\n\t\tflags interval"
+            );
+            elements_block(
+                adds,
+                t,
+                &format!("log{fs}_{suf}"),
+                els.iter().filter(|e| e.log).flat_map(|e| {
+                    let rest = key_rest(e);
+                    pairs(e.src, e.dst).map(move |k| format!("{k}{rest}"))
+                }),
+            );
+            let _ = writeln!(s, "\t}}\n");
+        }
+    }
+    // The policy chain: log, count, decide; it reads the packet and writes nothing. What
+    // conntrack does not track (neighbour discovery, MLD) is no connection the policy could
+    // allow (the evaluator denies it); in the mark layout it fails the `ct mark` lookups.
+    let _ = writeln!(s, "\tchain decide {{");
+    let _ = writeln!(s, "\t\tct state untracked drop");
+    let rules = |s: &mut String, what: &dyn Fn(&str, &str, &str, &str) -> String| {
+        for (_, fs, _, hdr) in FAMILIES {
+            for space in Space::ALL {
+                let (guard, rest) = space.address_guard_and_rest();
+                let k = format!("{hdr} saddr . {hdr} daddr{rest}");
+                let name = format!("{fs}_{}", space.suffix());
+                let _ = writeln!(s, "\t\t{}", what(guard, &k, &name, fs));
+            }
+        }
+    };
+    rules(s, &|guard, k, name, _| {
+        format!("{guard}{k} @log{name} log prefix \"gbpc \" group {LOG_GROUP}")
+    });
+    rules(s, &|guard, k, name, _| {
+        format!("{guard}counter name {k} map @counter{name}")
+    });
+    rules(s, &|guard, k, name, _| {
+        format!("{guard}{k} vmap @verdict{name}")
+    });
+    for (_, fs, _, hdr) in FAMILIES {
+        let _ = writeln!(s, "\t\t{hdr} saddr . {hdr} daddr @intra{fs} counter accept");
+    }
+    let _ = writeln!(s, "\t\tcounter drop comment \"default deny\"");
+    let _ = writeln!(s, "\t}}\n");
 }
 
 /// Counts of what the script holds, for benchmarks and reports.
@@ -752,6 +949,45 @@ mod tests {
         match lower(&c.policy, &Options::default()) {
             Ok(l) => l.text,
             Err(e) => panic!("{e:?}"),
+        }
+    }
+
+    /// The default layout writes no packet state; the mark layout writes both marks.
+    #[test]
+    fn default_layout_leaves_marks_alone() {
+        let src = "tenant t { filter web { tcp 80 } contract c { subject a permit web }
+               group x { address 198.18.1.0/24, 2001:db8:1::/64 consumes c }
+               group y { address 198.18.2.0/24 provides c } }";
+        let c = crate::check_source(src);
+        assert!(c.ok(), "{:?}", c.errors);
+        for enforce in [Enforce::Fabric, Enforce::Endpoint] {
+            let text = |layout| match lower(
+                &c.policy,
+                &Options {
+                    enforce,
+                    layout,
+                    ..Options::default()
+                },
+            ) {
+                Ok(l) => l.text,
+                Err(e) => panic!("{e:?}"),
+            };
+            let addresses = text(Layout::Addresses);
+            assert!(!addresses.contains(" set "), "{addresses}");
+            assert!(!addresses.contains("mark"), "{addresses}");
+            assert!(
+                addresses.contains("198.18.1.0/24 . 198.18.2.0/24 . tcp . 80 : accept"),
+                "{addresses}"
+            );
+            let marks = text(Layout::Marks);
+            assert!(
+                marks.contains("meta mark set ip saddr map @class4"),
+                "{marks}"
+            );
+            assert!(
+                marks.contains("ct mark set ip daddr map @class4"),
+                "{marks}"
+            );
         }
     }
 
