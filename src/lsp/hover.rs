@@ -147,9 +147,18 @@ fn tenant(p: &Policy, t: TenantId) -> String {
         .iter()
         .filter(|g| g.tenant == t && g.kind != GroupKind::Any)
         .count();
-    let contracts: Vec<_> = p.contracts.iter().filter(|c| c.tenant == t).collect();
+    let contracts: Vec<_> = p
+        .contracts
+        .iter()
+        .filter(|c| c.tenant == t && c.written())
+        .collect();
     let global = contracts.iter().filter(|c| c.global).count();
-    let filters = p.filters.iter().filter(|f| f.tenant == t).count();
+    // Implied filters (`.ip` of `preferred` and `unenforced`) have a name no one can write.
+    let filters = p
+        .filters
+        .iter()
+        .filter(|f| f.tenant == t && !f.name.starts_with('.'))
+        .count();
     let endpoints = p.endpoints.iter().filter(|e| e.tenant == t).count();
     format!(
         "**tenant** `{}`\n\n{}, {} ({global} global), {}, {}",
@@ -309,7 +318,7 @@ fn filter(p: &Policy, doc: &Doc, fid: FilterId) -> String {
         let text: Vec<&str> = doc.slice(e.span).split_whitespace().collect();
         let _ = write!(out, "\n- `{}`", text.join(" "));
     }
-    let users = p.contracts.iter().flat_map(|c| {
+    let users = p.contracts.iter().filter(|c| c.written()).flat_map(|c| {
         c.subjects
             .iter()
             .filter(|s| s.filters.iter().any(|(x, _)| *x == fid))
