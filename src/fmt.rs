@@ -779,6 +779,19 @@ mod tests {
     }
 
     #[test]
+    fn unenforced_preferred_and_both_ways() {
+        let src = "tenant t   unenforced\n{contract c{subject s permit f   both-ways log}\
+                   group g extends h preferred{select a=b}}\n\ntenant u unenforced{}";
+        let out = fmt(src);
+        assert_eq!(
+            out,
+            "tenant t unenforced {\n  contract c { subject s permit f both-ways log }\n  \
+             group g preferred extends h {\n    select a=b\n  }\n}\n\ntenant u unenforced {}\n"
+        );
+        assert_eq!(fmt(&out), out);
+    }
+
+    #[test]
     fn empty_input_and_comments_only() {
         assert_eq!(fmt(""), "");
         assert_eq!(fmt("\n\n  # a\r\n\n\n// b  \n\n"), "# a\n\n// b\n");

@@ -294,7 +294,7 @@ fn validate_beyond_schema(what: &str, it: &Value, problems: &mut Vec<String>) {
             Value::Object(m) => {
                 if let (Some(start), Some(end)) = (m.get("start"), m.get("end"))
                     && path.ends_with("range")
-                    && !(start.as_u64() < end.as_u64())
+                    && start.as_u64() >= end.as_u64()
                 {
                     out.push(format!(
                         "{path}: range start {start} is not below end {end}"

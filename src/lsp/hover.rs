@@ -161,8 +161,13 @@ fn tenant(p: &Policy, t: TenantId) -> String {
         .count();
     let endpoints = p.endpoints.iter().filter(|e| e.tenant == t).count();
     format!(
-        "**tenant** `{}`\n\n{}, {} ({global} global), {}, {}",
+        "**tenant** `{}`{}\n\n{}, {} ({global} global), {}, {}",
         p.tenant(t).name,
+        if p.tenant(t).unenforced.is_some() {
+            " (unenforced: every flow among its members is allowed, denies still win)"
+        } else {
+            ""
+        },
         count(groups, "group"),
         count(contracts.len(), "contract"),
         count(filters, "filter"),
@@ -195,6 +200,11 @@ fn group(p: &Policy, gid: GroupId) -> String {
             let mut mods = Vec::new();
             if g.isolated {
                 mods.push("isolated".to_string());
+            }
+            if g.preferred.is_some() {
+                mods.push(
+                    "preferred: talks freely with the tenant's other preferred groups".to_string(),
+                );
             }
             if let Some(parent) = g.parent {
                 mods.push(format!("extends `{}`", p.group(parent).name));
@@ -241,7 +251,9 @@ fn group(p: &Policy, gid: GroupId) -> String {
         ("provides", &g.provides, &g.eff_provides),
         ("consumes", &g.consumes, &g.eff_consumes),
     ] {
-        let items = eff.iter().map(|&c| {
+        // Implied contracts (`both-ways` halves, `preferred`, `unenforced`) are said by the
+        // modifiers, not listed as contracts the group uses.
+        let items = eff.iter().filter(|&&c| p.contract(c).written()).map(|&c| {
             let cc = p.contract(c);
             let name = relative(p, g.tenant, cc.tenant, &cc.name);
             if own.iter().any(|u| u.contract == c) {
@@ -289,13 +301,18 @@ fn contract(p: &Policy, cid: ContractId) -> String {
             .collect();
         let _ = write!(
             out,
-            "\n- subject `{}`: {} {}{}",
+            "\n- subject `{}`: {} {}{}{}",
             s.name,
             match s.action {
                 Action::Permit => "permit",
                 Action::Deny => "deny",
             },
             filters.join(", "),
+            if s.both_ways {
+                " both-ways (also provider to consumer)"
+            } else {
+                ""
+            },
             if s.log { " log" } else { "" }
         );
     }

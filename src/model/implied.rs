@@ -107,8 +107,7 @@ fn entries_meet(a: &FilterEntry, b: &FilterEntry) -> bool {
     a.proto == b.proto
         && (a.ranges.is_empty()
             || b.ranges.is_empty()
-            || a
-                .ranges
+            || a.ranges
                 .iter()
                 .any(|&(lo, hi)| b.ranges.iter().any(|&(l, h)| lo <= h && l <= hi)))
 }
@@ -173,8 +172,7 @@ fn aci_order(p: &Policy, prov: &[Vec<GroupId>], cons: &[Vec<GroupId>], out: &mut
         };
         let direct = list(g).binary_search(&c).is_ok();
         let any = p.tenant(grp.tenant).any;
-        let via_any =
-            grp.kind == GroupKind::Internal && list(any).binary_search(&c).is_ok();
+        let via_any = grp.kind == GroupKind::Internal && list(any).binary_search(&c).is_ok();
         (direct, via_any)
     };
     let mut budget = ACI_BUDGET;

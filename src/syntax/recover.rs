@@ -236,10 +236,7 @@ pub(super) fn parse_recovering(src: &str) -> Parsed {
         let mut b = Builder::new(header_start);
         let header = &src[header_start..header_end];
         let (name, unenforced) = match GbpParser::parse(Rule::tenant_open, header) {
-            Ok(pairs) => (
-                b.tenant_header(pairs.clone()),
-                b.tenant_unenforced(pairs),
-            ),
+            Ok(pairs) => (b.tenant_header(pairs.clone()), b.tenant_unenforced(pairs)),
             Err(e) => {
                 errors.push(pest_error(&e, header_start, src));
                 (None, None)

@@ -141,7 +141,7 @@ pub(super) fn label_classes(p: &Policy, t: TenantId, budget: usize) -> Option<Ve
                 }
                 Some(key) => {
                     let val = |&(s, pos): &(u32, u32)| ranked[s as usize][pos as usize].1;
-                    let (mut with, others): (Vec<(u32, u32)>, Vec<(u32, u32)>) =
+                    let (mut with, others): (Vec<_>, Vec<_>) =
                         live.into_iter().partition(|x| next_key(x) == key);
                     with.sort_by(|a, b| {
                         vals[val(a) as usize]

@@ -556,7 +556,8 @@ fn pack(
 ) -> Result<Vec<TierObject>, Diagnostic> {
     let groups = enforcers.len();
     // (name, key, span, subject, ingress chunk, egress chunk)
-    let mut parts: Vec<(String, String, Span, Subject, Option<Dir>, Option<Dir>)> = Vec::new();
+    type Part = (String, String, Span, Subject, Option<Dir>, Option<Dir>);
+    let mut parts: Vec<Part> = Vec::new();
     for e in enforcers {
         let subject = Subject {
             pods: NamespacedPod {
