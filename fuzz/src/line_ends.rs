@@ -42,10 +42,11 @@ fn positions_agree(src: &str, diags: &[Diagnostic]) {
     for d in diags {
         let one = std::slice::from_ref(d);
         let term = gbpc::render::terminal(one, "f.gbp", src, false);
-        let json: serde_json::Value = match serde_json::from_str(gbpc::render::json(one, "f.gbp", src).trim()) {
-            Ok(v) => v,
-            Err(e) => panic!("render::json: {e}"),
-        };
+        let json: serde_json::Value =
+            match serde_json::from_str(gbpc::render::json(one, "f.gbp", src).trim()) {
+                Ok(v) => v,
+                Err(e) => panic!("render::json: {e}"),
+            };
         let places: Vec<(usize, usize)> = json["labels"]
             .as_array()
             .map(|ls| {
@@ -69,7 +70,11 @@ fn positions_agree(src: &str, diags: &[Diagnostic]) {
         }
         if let Some(s) = d.primary_span() {
             let p = ix.position(src, s.start);
-            assert!(places.contains(&(p.line + 1, p.col_chars + 1)), "{}", d.code);
+            assert!(
+                places.contains(&(p.line + 1, p.col_chars + 1)),
+                "{}",
+                d.code
+            );
         }
     }
 }
@@ -184,7 +189,9 @@ pub fn check(data: &[u8]) {
                 continue;
             };
             let n = a.probe.arg.as_deref().and_then(|x| x.parse::<u8>().ok());
-            if a.probe.proto == "ip" && n.is_some_and(|n| gbpc::model::validate::own_form(n).is_some()) {
+            if a.probe.proto == "ip"
+                && n.is_some_and(|n| gbpc::model::validate::own_form(n).is_some())
+            {
                 own.push(a.probe.span.start);
             }
         }
@@ -199,5 +206,8 @@ pub fn check(data: &[u8]) {
         .filter(|d| d.code == Code::ProbeForm)
         .filter_map(|d| d.primary_span().map(|s| s.start))
         .collect();
-    assert_eq!(e033, own, "E033 for every own-form probe, and only there:\n{probes}");
+    assert_eq!(
+        e033, own,
+        "E033 for every own-form probe, and only there:\n{probes}"
+    );
 }
