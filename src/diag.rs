@@ -232,6 +232,7 @@ codes! {
     K8sNoSelector = "E041": "a group without labels cannot select pods in Kubernetes",
     K8sUnsupported = "E042": "more cluster-tier objects (ClusterNetworkPolicy, AdminNetworkPolicy) than their priorities can order",
     K8sOverlap = "E043": "overlapping selectors meet a deny, and the pods they share cannot be selected exactly",
+    PreferredIsolated = "E050": "a group both `isolated` and `preferred`: its members cannot be kept apart and talk freely at once",
     UnusedFilter = "W001": "a filter no subject uses",
     UnusedContract = "W002": "a contract nobody provides or consumes, or one side missing",
     LabelAddressDisagree = "W003": "an endpoint is a member by address but not by labels",
@@ -251,6 +252,10 @@ codes! {
     IntraGroupContract = "W106": "a contract a group both provides and consumes that changes nothing between its members",
     TrivialAssertion = "W107": "an assertion that cannot fail whatever the contracts say",
     LabelClassLimit = "W108": "a tenant whose selectors combine into more label classes than the analysis enumerates",
+    AciOrder = "W120": "a deny that applies through `any` overrides a group-to-group permit, where ACI would let the more specific permit win",
+    UnenforcedNoEffect = "W121": "`isolated` or `preferred` in an unenforced tenant, where every flow among its members is allowed anyway",
+    BothWaysNoEffect = "W122": "a `both-ways` subject of a contract whose consumers are exactly its providers, so the reverse half adds nothing",
+    LonePreferred = "W123": "the only preferred group of its tenant, with no other preferred group to talk to",
 }
 
 impl fmt::Display for Code {

@@ -6,7 +6,8 @@ use std::fmt;
 
 use crate::diag::Span;
 use crate::model::{
-    Action, ContractId, Endpoint, EntryProto, FilterEntry, FilterId, GroupId, GroupKind, Policy,
+    Action, ContractId, Endpoint, EntryProto, FilterEntry, FilterId, GroupId, GroupKind, Origin,
+    Policy,
 };
 use crate::net::{Cidr, Family};
 
@@ -343,6 +344,31 @@ impl Decision {
     /// A one-line description of the deciding rule, in the policy's own terms.
     pub fn describe(&self, p: &Policy) -> String {
         match self.reason {
+            Reason::Subject(m) if p.contract(m.contract).origin == Origin::Preferred => format!(
+                "allowed between preferred groups `{}` and `{}`",
+                p.group_name(m.consumer),
+                p.group_name(m.provider),
+            ),
+            Reason::Subject(m) if p.contract(m.contract).origin == Origin::Unenforced => format!(
+                "allowed inside unenforced tenant `{}`",
+                p.tenant(p.contract(m.contract).tenant).name
+            ),
+            Reason::Subject(m) if matches!(p.contract(m.contract).origin, Origin::Reverse(_)) => {
+                let c = p.contract(m.contract);
+                let s = &c.subjects[m.subject];
+                format!(
+                    "{} by both-ways subject `{}` of contract `{}`, provider to consumer (filter `{}`; {} provides, {} consumes)",
+                    match s.action {
+                        Action::Permit => "permitted",
+                        Action::Deny => "denied",
+                    },
+                    s.name,
+                    p.contract_name(m.contract),
+                    p.filter(m.filter).name,
+                    p.group_name(m.consumer),
+                    p.group_name(m.provider),
+                )
+            }
             Reason::Subject(m) => {
                 let c = p.contract(m.contract);
                 let s = &c.subjects[m.subject];

@@ -521,7 +521,12 @@ impl<'a, 'l> Writer<'a, 'l> {
         let Some(name) = kids.iter().find(|k| k.as_rule() == Rule::name) else {
             return;
         };
-        let open = self.first(name) + 1;
+        // `tenant NAME [unenforced] {`: the brace is the first token after the header.
+        let head = kids
+            .iter()
+            .find(|k| k.as_rule() == Rule::unenforced)
+            .unwrap_or(name);
+        let open = self.first(head) + 1;
         self.unit(0, true);
         let first = kids.first().map_or(open, |k| self.first(k));
         self.run(first, open - 1);
@@ -530,7 +535,7 @@ impl<'a, 'l> Writer<'a, 'l> {
             .filter(|k| {
                 !matches!(
                     k.as_rule(),
-                    Rule::kw_tenant | Rule::name | Rule::lbrace | Rule::rbrace
+                    Rule::kw_tenant | Rule::name | Rule::unenforced | Rule::lbrace | Rule::rbrace
                 )
             })
             .collect();
@@ -771,6 +776,19 @@ mod tests {
              group g isolated extends h {\n    select a=b\n    provides c\n  }\n  any { consumes c }\n  \
              assert a -> b tcp/80 allow\n}\n"
         );
+    }
+
+    #[test]
+    fn unenforced_preferred_and_both_ways() {
+        let src = "tenant t   unenforced\n{contract c{subject s permit f   both-ways log}\
+                   group g extends h preferred{select a=b}}\n\ntenant u unenforced{}";
+        let out = fmt(src);
+        assert_eq!(
+            out,
+            "tenant t unenforced {\n  contract c { subject s permit f both-ways log }\n  \
+             group g preferred extends h {\n    select a=b\n  }\n}\n\ntenant u unenforced {}\n"
+        );
+        assert_eq!(fmt(&out), out);
     }
 
     #[test]

@@ -359,7 +359,10 @@ fn check(file: &Path, style: Style) -> output::Outcome {
                 .count(),
             "group"
         ),
-        count(p.contracts.len(), "contract"),
+        count(
+            p.contracts.iter().filter(|c| c.written()).count(),
+            "contract"
+        ),
         count(p.endpoints.len(), "endpoint"),
         match p.asserts.len() {
             1 => "1 assertion holds".to_string(),

@@ -8,6 +8,7 @@
 mod build;
 pub mod classify;
 mod graph;
+mod implied;
 pub mod validate;
 
 use std::collections::BTreeMap;
@@ -50,6 +51,8 @@ pub struct Tenant {
     pub span: Span,
     /// The tenant's `any` group (vzAny); always present.
     pub any: GroupId,
+    /// `tenant NAME unenforced`: where the keyword is.
+    pub unenforced: Option<Span>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -81,6 +84,8 @@ pub struct Group {
     pub name_span: Span,
     pub kind: GroupKind,
     pub isolated: bool,
+    /// `preferred`: where the modifier is.
+    pub preferred: Option<Span>,
     pub parent: Option<GroupId>,
     /// `select` labels (all must match).
     pub selector: BTreeMap<String, String>,
@@ -102,6 +107,33 @@ pub struct Contract {
     pub name_span: Span,
     pub global: bool,
     pub subjects: Vec<Subject>,
+    pub origin: Origin,
+}
+
+/// Where a contract comes from: written, or implied by a construct of the language. Implied
+/// contracts come after every written one (their ids are larger), take part in the verdict
+/// like any other, and are what makes `both-ways`, `preferred` and `unenforced` reach every
+/// backend unchanged (semantics.md, "Implied contracts").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Origin {
+    Written,
+    /// The provider-to-consumer half of the `both-ways` subjects of this written contract:
+    /// provided by its consumers, consumed by its providers; its subjects are those subjects
+    /// (same names and spans). Same name and tenant as the contract.
+    Reverse(ContractId),
+    /// `permit ip` between the members of the tenant's preferred groups: provided and consumed
+    /// by every preferred group. Named `.preferred` (no written name can collide).
+    Preferred,
+    /// `permit ip` among the members of an unenforced tenant: provided and consumed by the
+    /// tenant's `any`. Named `.unenforced`.
+    Unenforced,
+}
+
+impl Contract {
+    /// Written by the user (not implied by `both-ways`, `preferred` or `unenforced`).
+    pub fn written(&self) -> bool {
+        self.origin == Origin::Written
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -109,6 +141,8 @@ pub struct Subject {
     pub name: String,
     pub span: Span,
     pub action: Action,
+    /// `both-ways`: also from provider to consumer.
+    pub both_ways: bool,
     pub log: bool,
     pub filters: Vec<(FilterId, Span)>,
 }
@@ -223,9 +257,16 @@ impl Policy {
         let g = self.group(id);
         format!("{}/{}", self.tenant(g.tenant).name, g.name)
     }
+    /// `tenant/name`; an implied contract by what implies it: `tenant/(preferred groups)`,
+    /// `tenant/(unenforced)` (a `both-ways` half keeps its contract's name).
     pub fn contract_name(&self, id: ContractId) -> String {
         let c = self.contract(id);
-        format!("{}/{}", self.tenant(c.tenant).name, c.name)
+        let t = &self.tenant(c.tenant).name;
+        match c.origin {
+            Origin::Written | Origin::Reverse(_) => format!("{t}/{}", c.name),
+            Origin::Preferred => format!("{t}/(preferred groups)"),
+            Origin::Unenforced => format!("{t}/(unenforced)"),
+        }
     }
     pub fn endpoint_name(&self, id: EndpointId) -> String {
         let e = self.endpoint(id);

@@ -222,6 +222,10 @@ pub(crate) fn pest_error(e: &pest::error::Error<Rule>, base: usize, src: &str) -
             "not expected here"
         },
     );
+    if word == "both-ways" {
+        // `subject s permit f log both-ways`: the option is right, its place is not.
+        return d.help("a subject's options come in this order: `[both-ways] [log]`, as in `subject s permit f both-ways log`");
+    }
     let keywords: Vec<&str> = match &e.variant {
         ErrorVariant::ParsingError { positives, .. } => {
             let mut k: Vec<&str> = positives
@@ -296,10 +300,12 @@ fn keywords(r: Rule) -> &'static [&'static str] {
         Rule::subject | Rule::kw_subject => &["subject"],
         Rule::action => &["permit", "deny"],
         Rule::verdict => &["allow", "deny"],
-        Rule::modifier | Rule::isolated | Rule::extends | Rule::kw_extends => {
-            &["isolated", "extends"]
+        Rule::modifier | Rule::isolated | Rule::preferred | Rule::extends | Rule::kw_extends => {
+            &["isolated", "preferred", "extends"]
         }
         Rule::log => &["log"],
+        Rule::both_ways => &["both-ways"],
+        Rule::unenforced => &["unenforced"],
         Rule::kw_labels => &["labels"],
         Rule::except => &["except"],
         _ => &[],
@@ -321,14 +327,21 @@ fn syntax_help(v: &pest::error::ErrorVariant<Rule>) -> String {
             return "a policy file is a list of `tenant NAME { ... }` blocks".into();
         }
         if positives.contains(&Rule::subject) {
-            return "a contract holds subjects: `subject NAME permit|deny FILTER, ... [log]`"
+            return "a contract holds subjects: `subject NAME permit|deny FILTER, ... [both-ways] [log]`"
                 .into();
+        }
+        if positives.contains(&Rule::both_ways) || positives.contains(&Rule::log) {
+            return "a subject ends with its options, in this order: `[both-ways] [log]`".into();
+        }
+        if positives.contains(&Rule::unenforced) {
+            return "a tenant reads `tenant NAME [unenforced] { ... }`".into();
         }
         if positives.contains(&Rule::entry) {
             return "a filter holds entries such as `tcp 80, 443`, `udp 53`, `icmp echo-request` or `ip`".into();
         }
         if positives.contains(&Rule::modifier) {
-            return "a group reads `group NAME [isolated] [extends PARENT] { ... }`".into();
+            return "a group reads `group NAME [isolated | preferred] [extends PARENT] { ... }`"
+                .into();
         }
         if positives.contains(&Rule::select) || positives.contains(&Rule::provides) {
             return "a group holds `select`, `address`, `endpoint`, `provides` and `consumes` statements".into();
@@ -362,7 +375,10 @@ fn rule_name(r: Rule) -> Option<&'static str> {
         Rule::subject | Rule::kw_subject => "`subject`",
         Rule::action => "`permit` or `deny`",
         Rule::log => "`log`",
-        Rule::modifier => "`isolated`, `extends`",
+        Rule::both_ways => "`both-ways`",
+        Rule::unenforced => "`unenforced`",
+        Rule::preferred => "`preferred`",
+        Rule::modifier => "`isolated`, `preferred`, `extends`",
         Rule::extends | Rule::kw_extends => "`extends`",
         Rule::isolated => "`isolated`",
         Rule::select | Rule::kw_select => "`select`",

@@ -565,6 +565,7 @@ enum Side {
 struct GroupGen {
     sel: Selector,
     isolated: bool,
+    preferred: bool,
     parent: Option<usize>,
     endpoints: Vec<String>,
     provides: Vec<String>,
@@ -579,6 +580,7 @@ struct ExternalGen {
 
 struct TenantGen {
     name: String,
+    unenforced: bool,
     /// The names of `groups` and `externals` (one namespace).
     group_names: Vec<String>,
     external_names: Vec<String>,
@@ -678,9 +680,14 @@ pub fn hostile_policy_from_bytes(data: &[u8], size: Size) -> String {
 }
 
 const SEED_SALT: u64 = 0x6762_7063_7379_6e74;
+/// The choices of the language's later constructs (`both-ways`, `preferred`, `unenforced`)
+/// come from a generator of their own, so that adding them left every other choice of a
+/// seed as it was.
+const LANG_SALT: u64 = 0x6c61_6e67_7561_6765;
 const NAMES_SALT: u64 = 0x6e61_6d65_7321_2121;
 
 fn generate(mut rng: Rng, namer: &mut Namer, size: Size) -> String {
+    let mut lang = Rng::seeded(rng.state ^ LANG_SALT);
     let labels = namer.labels();
     let nt = 1 + rng.below(size.max_tenants.clamp(1, TENANTS.len()));
     let mut tenant_names: BTreeSet<String> = BTreeSet::new();
@@ -710,9 +717,11 @@ fn generate(mut rng: Rng, namer: &mut Namer, size: Size) -> String {
             }
             group_names.push(namer.group_name(format!("g{gi}"), &mut scopes.groups));
             let parent = (gi > 0 && rng.chance(30)).then(|| rng.below(gi));
+            let isolated = rng.chance(20);
             let mut g = GroupGen {
                 sel,
-                isolated: rng.chance(20),
+                isolated,
+                preferred: !isolated && lang.chance(20),
                 parent,
                 endpoints: Vec::new(),
                 provides: Vec::new(),
@@ -781,8 +790,14 @@ fn generate(mut rng: Rng, namer: &mut Namer, size: Size) -> String {
                 consumes: Vec::new(),
             });
         }
+        // Unenforced only where no group is isolated or preferred (they would mean nothing).
+        let unenforced = groups
+            .iter()
+            .all(|g: &GroupGen| !g.isolated && !g.preferred)
+            && lang.chance(10);
         tenants.push(TenantGen {
             name: tenant_name,
+            unenforced,
             group_names,
             external_names,
             scopes,
@@ -822,9 +837,10 @@ fn generate(mut rng: Rng, namer: &mut Namer, size: Size) -> String {
                 }
                 let action = if deny { "deny" } else { "permit" };
                 let log = if rng.chance(10) { " log" } else { "" };
+                let both = if lang.chance(15) { " both-ways" } else { "" };
                 let sname = namer.name(format!("s{si}"), &mut subject_names);
                 subjects.push(format!(
-                    "subject {sname} {action} {}{log}",
+                    "subject {sname} {action} {}{both}{log}",
                     fnames.join(", ")
                 ));
             }
@@ -950,7 +966,8 @@ fn find_endpoint(p: &Policy, tenant: usize, name: &str) -> Option<crate::model::
 fn render(tenants: &[TenantGen], labels: &Labels) -> String {
     let mut out = String::new();
     for (t, tg) in tenants.iter().enumerate() {
-        let _ = writeln!(out, "tenant {} {{", tg.name);
+        let unenforced = if tg.unenforced { " unenforced" } else { "" };
+        let _ = writeln!(out, "tenant {}{unenforced} {{", tg.name);
         for f in &tg.filters {
             let _ = writeln!(out, "  {f}");
         }
@@ -961,6 +978,9 @@ fn render(tenants: &[TenantGen], labels: &Labels) -> String {
             let mut head = format!("  group {}", tg.group_names[gi]);
             if g.isolated {
                 head.push_str(" isolated");
+            }
+            if g.preferred {
+                head.push_str(" preferred");
             }
             if let Some(par) = g.parent {
                 let _ = write!(head, " extends {}", tg.group_names[par]);
@@ -1141,7 +1161,9 @@ mod tests {
     /// Lint findings that random policies make on purpose (overlapping groups are the point)
     /// or by chance (a subject another one covers); every other warning would be a
     /// disagreement between the targets or a policy that is not well-formed.
-    const EXPECTED_LINTS: [&str; 7] = [
+    /// W120 (a deny through `any` over a specific permit), W122 (`both-ways` between groups
+    /// that use both sides) and W123 (a tenant's one preferred group) happen by chance too.
+    const EXPECTED_LINTS: [&str; 10] = [
         "gbpc::W004",
         "gbpc::W101",
         "gbpc::W102",
@@ -1149,7 +1171,29 @@ mod tests {
         "gbpc::W104",
         "gbpc::W106",
         "gbpc::W107",
+        "gbpc::W120",
+        "gbpc::W122",
+        "gbpc::W123",
     ];
+
+    /// The generator writes every construct of the language, `both-ways`, `preferred` and
+    /// `unenforced` included, and the policies that hold them check.
+    #[test]
+    fn generated_policies_use_every_construct() {
+        let mut seen = [0usize; 4];
+        for seed in 0..200 {
+            let text = policy(seed, Size::DEFAULT);
+            for (i, w) in [" both-ways", " preferred", " unenforced {", " isolated"]
+                .iter()
+                .enumerate()
+            {
+                if text.contains(w) {
+                    seen[i] += 1;
+                }
+            }
+        }
+        assert!(seen.iter().all(|&n| n >= 5), "{seen:?}");
+    }
 
     #[test]
     fn generated_policies_check_clean() {

@@ -768,6 +768,45 @@ fn lsp_hover() {
     assert_eq!(s.shutdown_and_exit(), 0);
 }
 
+/// Hover says what `both-ways`, `preferred` and `unenforced` mean, and lists none of the
+/// contracts they imply among a group's contracts.
+#[test]
+fn lsp_hover_says_both_ways_preferred_and_unenforced() {
+    let src = "tenant t {
+  filter f { tcp 873 }
+  contract repl { subject sync permit f both-ways log }
+  group a preferred { select app=a provides repl }
+  group b preferred { select app=b consumes repl }
+}
+tenant lab unenforced {
+  group x { select app=x }
+}
+";
+    let (mut s, _) = Server::initialized(json!({}));
+    assert_eq!(codes(&s.open(src)), Vec::<String>::new());
+    let hover = |s: &mut Server, needle: &str| -> String {
+        let r = s.result("textDocument/hover", at(src, needle, 0, 0));
+        assert!(r.is_object(), "{needle}: no hover");
+        r.to_string()
+    };
+    let repl = hover(&mut s, "repl {");
+    assert!(
+        repl.contains("both-ways (also provider to consumer) log"),
+        "{repl}"
+    );
+    let a = hover(&mut s, "a preferred");
+    assert!(a.contains("preferred: talks freely"), "{a}");
+    assert!(a.contains("provides: `repl`"), "{a}");
+    assert!(
+        !a.contains("(preferred groups)") && !a.contains(".preferred"),
+        "{a}"
+    );
+    let lab = hover(&mut s, "lab unenforced");
+    assert!(lab.contains("(unenforced: every flow"), "{lab}");
+    assert!(lab.contains("0 contracts"), "{lab}");
+    assert_eq!(s.shutdown_and_exit(), 0);
+}
+
 #[test]
 fn lsp_definition_and_references() {
     let (mut s, _) = Server::initialized(json!({}));

@@ -25,7 +25,8 @@
 
 // Whitespace, as grammar/gbp.pest's WHITESPACE: space, tab, line ends and a byte-order mark.
 // src/scanner.c skips the same characters before a comment: change both together.
-const WHITESPACE = /[ \t\n\r\uFEFF]+/;
+// LF and CRLF end lines; a lone CR is an error, as in gbpc (E006).
+const WHITESPACE = /([ \t\n\uFEFF]|\r\n)+/;
 
 const NAME = /[A-Za-z0-9_][A-Za-z0-9_-]*/;
 const ICMP_TYPE = /[0-9]+|[A-Za-z][A-Za-z0-9-]*/;
@@ -66,6 +67,7 @@ module.exports = grammar({
     tenant: $ => seq(
       'tenant',
       field('name', $.name),
+      optional($.unenforced),
       '{',
       repeat(stmt($._item)),
       '}',
@@ -79,6 +81,8 @@ module.exports = grammar({
       $.any,
       $.assertion,
     ),
+
+    unenforced: _ => 'unenforced',
 
     // ---- filters -------------------------------------------------------------------------
     filter: $ => seq(
@@ -132,6 +136,7 @@ module.exports = grammar({
       field('name', $.name),
       field('action', choice('permit', 'deny')),
       commaSep1(field('filter', $._reference)),
+      optional(field('both_ways', 'both-ways')),
       optional(field('log', 'log')),
     ),
 
@@ -154,11 +159,13 @@ module.exports = grammar({
       '}',
     ),
 
-    _modifier: $ => choice($.extends, $.isolated),
+    _modifier: $ => choice($.extends, $.isolated, $.preferred),
 
     extends: $ => seq('extends', field('parent', $.name)),
 
     isolated: _ => 'isolated',
+
+    preferred: _ => 'preferred',
 
     _group_statement: $ => choice(
       $.select,

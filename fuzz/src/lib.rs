@@ -242,6 +242,9 @@ fn contract(b: &mut Bytes, out: &mut String) {
             b.one(&["permit", "permit", "deny"])
         ));
         list(b, out, 2, |b| reference(b, FILTERS));
+        if b.rare(20) {
+            out.push_str(" both-ways");
+        }
         if b.rare(30) {
             out.push_str(" log");
         }
@@ -300,8 +303,11 @@ fn group(b: &mut Bytes, out: &mut String) {
         out.push_str(&format!("group {}", name(b, GROUPS)));
     }
     for _ in 0..b.pick(3) {
-        if b.pick(2) == 0 {
+        let m = b.pick(3);
+        if m == 0 {
             out.push_str(" isolated");
+        } else if m == 1 {
+            out.push_str(" preferred");
         } else {
             let pool = if external { EXTERNALS } else { GROUPS };
             out.push_str(&format!(" extends {}", name(b, pool)));
@@ -368,7 +374,11 @@ pub fn policy(data: &[u8]) -> String {
     let mut out = String::new();
     let tenants = 1 + b.pick(2);
     for _ in 0..tenants {
-        out.push_str(&format!("tenant {} {{", name(&mut b, TENANTS)));
+        out.push_str(&format!("tenant {}", name(&mut b, TENANTS)));
+        if b.rare(8) {
+            out.push_str(" unenforced");
+        }
+        out.push_str(" {");
         sep(&mut b, &mut out);
         // Each tenant gets a share of the remaining bytes; stop when they run out.
         let mut items = 0;

@@ -115,7 +115,13 @@ pub fn explain(p: &Policy, from: Party, to: Party, flow: Flow) -> Result<Explana
             let s = &c.subjects[m.subject];
             Matched {
                 action: *action,
-                contract: p.contract_name(m.contract),
+                contract: match c.origin {
+                    // The provider-to-consumer half of a `both-ways` subject.
+                    crate::model::Origin::Reverse(_) => {
+                        format!("{} (both-ways, reverse)", p.contract_name(m.contract))
+                    }
+                    _ => p.contract_name(m.contract),
+                },
                 subject: s.name.clone(),
                 filter: p.filter(m.filter).name.clone(),
                 consumer: p.group_name(m.consumer),

@@ -16,6 +16,9 @@ fn edges(p: &Policy) -> Vec<Edge> {
     let (prov, cons) = p.contract_users();
     let mut out = Vec::new();
     for (ci, c) in p.contracts.iter().enumerate() {
+        if !c.written() {
+            continue; // drawn as the written contract only
+        }
         let cid = ContractId(ci as u32);
         let (Some(cs), Some(ps)) = (cons.get(ci), prov.get(ci)) else {
             continue;

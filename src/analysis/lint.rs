@@ -151,7 +151,9 @@ fn shadowed_permits(p: &Policy, users: &Users, sweeps: &mut Sweeps, out: &mut Ve
     for (ci, c) in p.contracts.iter().enumerate() {
         let cid = ContractId(ci as u32);
         let pairs = users.pairs(cid);
-        if pairs.is_empty() {
+        // Implied contracts (a `both-ways` half, `preferred`, `unenforced`) are judged
+        // through the written subject or not at all: a warning names what was written.
+        if pairs.is_empty() || !c.written() {
             continue;
         }
         for (si, s) in c.subjects.iter().enumerate() {
@@ -325,7 +327,9 @@ fn useless_denies(p: &Policy, users: &Users, sweeps: &mut Sweeps, out: &mut Vec<
     for (ci, c) in p.contracts.iter().enumerate() {
         let cid = ContractId(ci as u32);
         let pairs = users.pairs(cid);
-        if pairs.is_empty() {
+        // Implied contracts (a `both-ways` half, `preferred`, `unenforced`) are judged
+        // through the written subject or not at all: a warning names what was written.
+        if pairs.is_empty() || !c.written() {
             continue;
         }
         for (si, s) in c.subjects.iter().enumerate() {
@@ -464,9 +468,9 @@ fn permitted_somewhere(p: &Policy, permits: &[(Space, Ranges)], c: ContractId, s
 /// (either may gain users or be withdrawn). Subjects of one contract apply between the same
 /// groups, so only their flows need comparing.
 fn redundant_subjects(p: &Policy, users: &Users, out: &mut Vec<Diagnostic>) {
-    for (ci, _) in p.contracts.iter().enumerate() {
+    for (ci, c) in p.contracts.iter().enumerate() {
         let cid = ContractId(ci as u32);
-        if users.pairs_exist(cid) {
+        if c.written() && users.pairs_exist(cid) {
             redundant_in(p, cid, out);
         }
     }
@@ -934,7 +938,7 @@ fn intra_group_contracts(p: &Policy, users: &Users, out: &mut Vec<Diagnostic>) {
             .eff_provides
             .iter()
             .copied()
-            .filter(|c| g.eff_consumes.binary_search(c).is_ok())
+            .filter(|c| g.eff_consumes.binary_search(c).is_ok() && p.contract(*c).written())
             .collect();
         if own.is_empty() {
             continue;

@@ -493,8 +493,12 @@ fn no_address_warnings(p: &Policy) -> Vec<Diagnostic> {
     out
 }
 
+/// A contract's counter; the reverse half of `both-ways` subjects counts in its contract's.
 fn contract_counter(p: &Policy, c: ContractId) -> String {
-    let c = p.contract(c);
+    let c = match p.contract(c).origin {
+        crate::model::Origin::Reverse(w) => p.contract(w),
+        _ => p.contract(c),
+    };
     counter_name(&p.tenant(c.tenant).name, &c.name)
 }
 
@@ -609,12 +613,19 @@ fn render(
     let mut adds = String::new();
     // Counters, one per contract.
     for (ci, c) in p.contracts.iter().enumerate() {
+        if matches!(c.origin, crate::model::Origin::Reverse(_)) {
+            continue;
+        }
         let tenant = &p.tenant(c.tenant).name;
         let _ = writeln!(
             s,
             "\tcounter {} {{\n\t\tcomment \"{}\"\n\t}}\n",
             contract_counter(p, ContractId(ci as u32)),
-            counter_comment(tenant, &c.name, c.global)
+            match c.origin {
+                crate::model::Origin::Preferred => format!("preferred groups of {tenant}"),
+                crate::model::Origin::Unenforced => format!("unenforced tenant {tenant}"),
+                _ => counter_comment(tenant, &c.name, c.global),
+            }
         );
     }
     match o.layout {

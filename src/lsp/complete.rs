@@ -270,6 +270,7 @@ fn candidates(index: &Index, ctx: &Context<'_>) -> Vec<Candidate> {
     match ctx.block {
         None => match stmt {
             [] => keywords(&["tenant"]),
+            [T::Word("tenant"), T::Word(_)] => keywords(&["unenforced"]),
             _ => Vec::new(),
         },
         Some(Block::Tenant) => match first {
@@ -281,8 +282,8 @@ fn candidates(index: &Index, ctx: &Context<'_>) -> Vec<Candidate> {
                 _ if last == Some(T::Word("extends")) => {
                     parents(index, ctx, kind, word(stmt.get(1)))
                 }
-                _ if kind == "group" => keywords(&["isolated", "extends"]),
-                _ => keywords(&["extends"]),
+                _ if kind == "group" => keywords(&["isolated", "preferred", "extends"]),
+                _ => keywords(&["preferred", "extends"]),
             },
             Some("assert") => match stmt.len() {
                 1 => endpoints(index, ctx),
@@ -310,9 +311,10 @@ fn candidates(index: &Index, ctx: &Context<'_>) -> Vec<Candidate> {
             [_] => Vec::new(),
             [_, _] => keywords(&["permit", "deny"]),
             _ if last == Some(T::Word("log")) => keywords(&["subject"]),
+            _ if last == Some(T::Word("both-ways")) => keywords(&["log", "subject"]),
             [_, _, _] => names(index, ctx, Kind::Filter),
             _ if last == Some(T::Comma) => names(index, ctx, Kind::Filter),
-            _ => keywords(&["log", "subject"]),
+            _ => keywords(&["both-ways", "log", "subject"]),
         },
         Some(b @ (Block::Group | Block::External | Block::Any)) => {
             let stmts = match b {
@@ -469,8 +471,21 @@ mod tests {
         assert_eq!(at("tenant t {\n  filter f { tcp 80, 443 |"), PROTOCOLS);
         assert_eq!(
             at("tenant t {\n  group g isolated |"),
-            vec!["isolated", "extends"]
+            vec!["isolated", "preferred", "extends"]
         );
+        assert_eq!(
+            at("tenant t {\n  external g |"),
+            vec!["preferred", "extends"]
+        );
+        assert_eq!(
+            at("tenant t {\n  contract c { subject s permit f |"),
+            vec!["both-ways", "log", "subject"]
+        );
+        assert_eq!(
+            at("tenant t {\n  contract c { subject s permit f both-ways |"),
+            vec!["log", "subject"]
+        );
+        assert_eq!(at("tenant t |"), vec!["unenforced"]);
         assert_eq!(at("tenant t {\n  global |"), vec!["contract"]);
         assert_eq!(
             at("tenant t {\n  assert a -> b tcp/80 |"),

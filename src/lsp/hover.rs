@@ -144,13 +144,27 @@ fn tenant(p: &Policy, t: TenantId) -> String {
         .iter()
         .filter(|g| g.tenant == t && g.kind != GroupKind::Any)
         .count();
-    let contracts: Vec<_> = p.contracts.iter().filter(|c| c.tenant == t).collect();
+    let contracts: Vec<_> = p
+        .contracts
+        .iter()
+        .filter(|c| c.tenant == t && c.written())
+        .collect();
     let global = contracts.iter().filter(|c| c.global).count();
-    let filters = p.filters.iter().filter(|f| f.tenant == t).count();
+    // Implied filters (`.ip` of `preferred` and `unenforced`) have a name no one can write.
+    let filters = p
+        .filters
+        .iter()
+        .filter(|f| f.tenant == t && !f.name.starts_with('.'))
+        .count();
     let endpoints = p.endpoints.iter().filter(|e| e.tenant == t).count();
     format!(
-        "**tenant** `{}`\n\n{}, {} ({global} global), {}, {}",
+        "**tenant** `{}`{}\n\n{}, {} ({global} global), {}, {}",
         p.tenant(t).name,
+        if p.tenant(t).unenforced.is_some() {
+            " (unenforced: every flow among its members is allowed, denies still win)"
+        } else {
+            ""
+        },
         count(groups, "group"),
         count(contracts.len(), "contract"),
         count(filters, "filter"),
@@ -183,6 +197,11 @@ fn group(p: &Policy, gid: GroupId) -> String {
             let mut mods = Vec::new();
             if g.isolated {
                 mods.push("isolated".to_string());
+            }
+            if g.preferred.is_some() {
+                mods.push(
+                    "preferred: talks freely with the tenant's other preferred groups".to_string(),
+                );
             }
             if let Some(parent) = g.parent {
                 mods.push(format!("extends `{}`", p.group(parent).name));
@@ -229,7 +248,9 @@ fn group(p: &Policy, gid: GroupId) -> String {
         ("provides", &g.provides, &g.eff_provides),
         ("consumes", &g.consumes, &g.eff_consumes),
     ] {
-        let items = eff.iter().map(|&c| {
+        // Implied contracts (`both-ways` halves, `preferred`, `unenforced`) are said by the
+        // modifiers, not listed as contracts the group uses.
+        let items = eff.iter().filter(|&&c| p.contract(c).written()).map(|&c| {
             let cc = p.contract(c);
             let name = relative(p, g.tenant, cc.tenant, &cc.name);
             if own.iter().any(|u| u.contract == c) {
@@ -277,13 +298,18 @@ fn contract(p: &Policy, cid: ContractId) -> String {
             .collect();
         let _ = write!(
             out,
-            "\n- subject `{}`: {} {}{}",
+            "\n- subject `{}`: {} {}{}{}",
             s.name,
             match s.action {
                 Action::Permit => "permit",
                 Action::Deny => "deny",
             },
             filters.join(", "),
+            if s.both_ways {
+                " both-ways (also provider to consumer)"
+            } else {
+                ""
+            },
             if s.log { " log" } else { "" }
         );
     }
@@ -306,7 +332,7 @@ fn filter(p: &Policy, doc: &Doc, fid: FilterId) -> String {
         let text: Vec<&str> = doc.slice(e.span).split_whitespace().collect();
         let _ = write!(out, "\n- `{}`", text.join(" "));
     }
-    let users = p.contracts.iter().flat_map(|c| {
+    let users = p.contracts.iter().filter(|c| c.written()).flat_map(|c| {
         c.subjects
             .iter()
             .filter(|s| s.filters.iter().any(|(x, _)| *x == fid))

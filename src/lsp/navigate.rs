@@ -256,6 +256,9 @@ pub fn outline(file: &ast::File, src: &str) -> Outline {
                     if !g.isolated.is_empty() {
                         detail.push_str(" isolated");
                     }
+                    if !g.preferred.is_empty() {
+                        detail.push_str(" preferred");
+                    }
                     for p in &g.extends {
                         detail.push_str(&format!(" extends {}", p.text));
                     }

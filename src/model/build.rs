@@ -68,6 +68,8 @@ pub(super) fn build(file: &ast::File) -> Checked {
     b.resolve_contracts();
     b.resolve_groups();
     super::graph::inheritance(&mut b.p, &mut b.errors);
+    super::graph::implied(&mut b.p);
+    super::implied::warnings(&b.p, &mut b.warnings);
     b.membership();
     b.externals_without_address();
     if file.broken.is_empty() {
@@ -159,6 +161,7 @@ impl<'a> Builder<'a> {
                 name: t.name.text.clone(),
                 span: t.name.span,
                 any,
+                unenforced: t.unenforced,
             });
             self.p.groups.push(Group {
                 tenant: tid,
@@ -167,6 +170,7 @@ impl<'a> Builder<'a> {
                 name_span: t.name.span,
                 kind: GroupKind::Any,
                 isolated: false,
+                preferred: None,
                 parent: None,
                 selector: BTreeMap::new(),
                 nets: Vec::new(),
@@ -217,6 +221,7 @@ impl<'a> Builder<'a> {
                             name_span: c.name.span,
                             global: c.global,
                             subjects: Vec::new(),
+                            origin: crate::model::Origin::Written,
                         });
                         self.contract_ast.push(c);
                     }
@@ -251,6 +256,7 @@ impl<'a> Builder<'a> {
                                 ast::GroupKind::External => GroupKind::External,
                             },
                             isolated: !g.isolated.is_empty(),
+                            preferred: g.preferred.first().copied(),
                             parent: None,
                             selector: BTreeMap::new(),
                             nets: Vec::new(),
@@ -518,6 +524,7 @@ impl<'a> Builder<'a> {
                     name: s.name.text.clone(),
                     span: s.span,
                     action: s.action,
+                    both_ways: s.both_ways.is_some(),
                     log: s.log,
                     filters,
                 });
@@ -763,6 +770,25 @@ impl<'a> Builder<'a> {
                         .primary(g.isolated[1], "again here")
                         .secondary(g.isolated[0], "first here")
                         .help("remove one"),
+                );
+            }
+            if g.preferred.len() > 1 {
+                self.errors.push(
+                    Diagnostic::error(Code::Duplicate, "`preferred` is given twice")
+                        .primary(g.preferred[1], "again here")
+                        .secondary(g.preferred[0], "first here")
+                        .help("remove one"),
+                );
+            }
+            if let (Some(&i), Some(&pr)) = (g.isolated.first(), g.preferred.first()) {
+                self.errors.push(
+                    Diagnostic::error(
+                        Code::PreferredIsolated,
+                        format!("group `{}` is both isolated and preferred", g.name.text),
+                    )
+                    .primary(pr, "preferred: members talk freely to each other")
+                    .secondary(i, "isolated: members must not reach each other")
+                    .help("drop one; a contract the group provides and consumes permits chosen flows between members of an isolated group"),
                 );
             }
             if external && !g.isolated.is_empty() {

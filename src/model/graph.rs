@@ -4,7 +4,10 @@
 use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 
-use super::{ContractId, GroupId, GroupKind, Policy};
+use super::{
+    Action, Contract, ContractId, EntryProto, Filter, FilterEntry, GroupId, GroupKind, Origin,
+    Policy, Subject, TenantId,
+};
 use crate::diag::{Code, Diagnostic};
 
 /// Report `extends` cycles, then compute every group's effective provides/consumes (a group in
@@ -128,6 +131,9 @@ pub(super) fn unused(p: &Policy, filter_used: &[bool], warnings: &mut Vec<Diagno
         let _ = g.kind == GroupKind::Any;
     }
     for (i, c) in p.contracts.iter().enumerate() {
+        if !c.written() {
+            continue;
+        }
         let (msg, help) = match (provided[i], consumed[i]) {
             (true, true) => continue,
             (false, false) => (
@@ -148,5 +154,98 @@ pub(super) fn unused(p: &Policy, filter_used: &[bool], warnings: &mut Vec<Diagno
                 .primary(c.name_span, "")
                 .help(help),
         );
+    }
+}
+
+/// The implied contracts (semantics.md, "Implied contracts"), after the effective contracts
+/// are known: the reverse half of every contract with `both-ways` subjects, then per tenant
+/// the `permit ip` of its preferred groups and of an unenforced tenant. Each is added to the
+/// groups' effective contracts, so the evaluator and every backend see it as any other
+/// contract (ids grow, so the effective lists stay sorted).
+pub(super) fn implied(p: &mut Policy) {
+    let written = p.contracts.len();
+    let (prov, cons) = p.contract_users();
+    for ci in 0..written {
+        let c = &p.contracts[ci];
+        let subjects: Vec<Subject> = c.subjects.iter().filter(|s| s.both_ways).cloned().collect();
+        if subjects.is_empty() {
+            continue;
+        }
+        let id = ContractId(p.contracts.len() as u32);
+        p.contracts.push(Contract {
+            subjects,
+            origin: Origin::Reverse(ContractId(ci as u32)),
+            ..c.clone()
+        });
+        for g in &cons[ci] {
+            p.groups[g.index()].eff_provides.push(id);
+        }
+        for g in &prov[ci] {
+            p.groups[g.index()].eff_consumes.push(id);
+        }
+    }
+    for ti in 0..p.tenants.len() {
+        let tid = TenantId(ti as u32);
+        let preferred: Vec<(GroupId, crate::diag::Span)> = (0..p.groups.len())
+            .filter_map(|gi| {
+                let g = &p.groups[gi];
+                (g.tenant == tid && g.kind != GroupKind::Any)
+                    .then_some(())
+                    .and(g.preferred)
+                    .map(|s| (GroupId(gi as u32), s))
+            })
+            .collect();
+        let any = p.tenants[ti].any;
+        let mut uses: Vec<(Origin, crate::diag::Span, Vec<GroupId>)> = Vec::new();
+        if let Some(&(_, span)) = preferred.first() {
+            uses.push((
+                Origin::Preferred,
+                span,
+                preferred.iter().map(|x| x.0).collect(),
+            ));
+        }
+        if let Some(span) = p.tenants[ti].unenforced {
+            uses.push((Origin::Unenforced, span, vec![any]));
+        }
+        for (origin, span, groups) in uses {
+            let f = crate::model::FilterId(p.filters.len() as u32);
+            p.filters.push(Filter {
+                tenant: tid,
+                name: ".ip".into(),
+                span,
+                name_span: span,
+                entries: vec![FilterEntry {
+                    proto: EntryProto::Ip,
+                    ranges: Vec::new(),
+                    span,
+                }],
+            });
+            let (name, subject) = match origin {
+                Origin::Preferred => (".preferred", "preferred"),
+                _ => (".unenforced", "unenforced"),
+            };
+            let id = ContractId(p.contracts.len() as u32);
+            p.contracts.push(Contract {
+                tenant: tid,
+                name: name.into(),
+                span,
+                name_span: span,
+                global: false,
+                subjects: vec![Subject {
+                    name: subject.into(),
+                    span,
+                    action: Action::Permit,
+                    both_ways: false,
+                    log: false,
+                    filters: vec![(f, span)],
+                }],
+                origin,
+            });
+            for g in groups {
+                let grp = &mut p.groups[g.index()];
+                grp.eff_provides.push(id);
+                grp.eff_consumes.push(id);
+            }
+        }
     }
 }

@@ -41,6 +41,8 @@ pub struct File {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tenant {
     pub name: Ident,
+    /// `tenant NAME unenforced`: where the keyword is.
+    pub unenforced: Option<Span>,
     pub items: Vec<Item>,
     pub span: Span,
 }
@@ -129,6 +131,8 @@ pub struct Subject {
     pub action: Action,
     pub action_span: Span,
     pub filters: Vec<Reference>,
+    /// `both-ways`: where the keyword is.
+    pub both_ways: Option<Span>,
     pub log: bool,
     pub span: Span,
 }
@@ -146,6 +150,8 @@ pub struct Group {
     pub extends: Vec<Ident>,
     /// Spans of every `isolated` modifier (a repeated one is reported).
     pub isolated: Vec<Span>,
+    /// Spans of every `preferred` modifier (a repeated one is reported).
+    pub preferred: Vec<Span>,
     pub selects: Vec<LabelText>,
     pub addresses: Vec<AddressStmt>,
     pub endpoints: Vec<Endpoint>,

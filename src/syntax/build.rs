@@ -58,10 +58,12 @@ impl Builder {
     fn tenant(&mut self, p: Pair<Rule>) -> Tenant {
         let span = self.span(&p);
         let mut name = None;
+        let mut unenforced = None;
         let mut items = Vec::new();
         for c in p.into_inner() {
             match c.as_rule() {
                 Rule::name => name = Some(self.ident(&c)),
+                Rule::unenforced => unenforced = Some(self.span(&c)),
                 _ => {
                     if let Some(item) = self.item(c) {
                         items.push(item);
@@ -74,6 +76,7 @@ impl Builder {
                 text: String::new(),
                 span,
             }),
+            unenforced,
             items,
             span,
         }
@@ -85,6 +88,14 @@ impl Builder {
             .flatten()
             .find(|p| p.as_rule() == Rule::name)
             .map(|p| self.ident(&p))
+    }
+
+    /// Where `unenforced` is in a `tenant NAME unenforced {` header parsed on its own.
+    pub fn tenant_unenforced(&mut self, pairs: Pairs<Rule>) -> Option<Span> {
+        pairs
+            .flatten()
+            .find(|p| p.as_rule() == Rule::unenforced)
+            .map(|p| self.span(&p))
     }
 
     pub fn item(&mut self, p: Pair<Rule>) -> Option<Item> {
@@ -195,6 +206,7 @@ impl Builder {
         let mut action_span = span;
         let mut filters = Vec::new();
         let mut log = false;
+        let mut both_ways = None;
         for c in p.into_inner() {
             match c.as_rule() {
                 Rule::name => name = Some(self.ident(&c)),
@@ -208,6 +220,7 @@ impl Builder {
                 }
                 Rule::ref_list => filters = self.ref_list(c),
                 Rule::log => log = true,
+                Rule::both_ways => both_ways = Some(self.span(&c)),
                 _ => {}
             }
         }
@@ -216,6 +229,7 @@ impl Builder {
             action,
             action_span,
             filters,
+            both_ways,
             log,
             span,
         }
@@ -257,6 +271,7 @@ impl Builder {
             name: missing(span),
             extends: Vec::new(),
             isolated: Vec::new(),
+            preferred: Vec::new(),
             selects: Vec::new(),
             addresses: Vec::new(),
             endpoints: Vec::new(),
@@ -271,6 +286,7 @@ impl Builder {
                     for m in c.into_inner() {
                         match m.as_rule() {
                             Rule::isolated => g.isolated.push(self.span(&m)),
+                            Rule::preferred => g.preferred.push(self.span(&m)),
                             Rule::extends => {
                                 if let Some(n) = m.into_inner().find(|n| n.as_rule() == Rule::name)
                                 {

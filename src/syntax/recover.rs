@@ -235,11 +235,11 @@ pub(super) fn parse_recovering(src: &str) -> Parsed {
         let header_end = open.map_or(cur.prev_end(), |o| o.end);
         let mut b = Builder::new(header_start);
         let header = &src[header_start..header_end];
-        let name = match GbpParser::parse(Rule::tenant_open, header) {
-            Ok(pairs) => b.tenant_header(pairs),
+        let (name, unenforced) = match GbpParser::parse(Rule::tenant_open, header) {
+            Ok(pairs) => (b.tenant_header(pairs.clone()), b.tenant_unenforced(pairs)),
             Err(e) => {
                 errors.push(pest_error(&e, header_start, src));
-                None
+                (None, None)
             }
         };
         let name = name.unwrap_or(Ident {
@@ -248,6 +248,7 @@ pub(super) fn parse_recovering(src: &str) -> Parsed {
         });
         let mut tenant = Tenant {
             name,
+            unenforced,
             items: Vec::new(),
             span: Span::new(header_start, header_end),
         };

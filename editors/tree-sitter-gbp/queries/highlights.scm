@@ -26,10 +26,13 @@
 
 (contract global: "global" @keyword.modifier)
 (isolated) @keyword.modifier
+(preferred) @keyword.modifier
+(unenforced) @keyword.modifier
 
 (subject action: _ @constant.builtin)
 (assertion verdict: _ @constant.builtin)
 (subject log: "log" @attribute)
+(subject both_ways: "both-ways" @attribute)
 
 ; ---- protocols -----------------------------------------------------------------------------
 (port_entry protocol: _ @type.builtin)

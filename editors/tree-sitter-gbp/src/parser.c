@@ -7,16 +7,16 @@
 #endif
 
 #define LANGUAGE_VERSION 14
-#define STATE_COUNT 159
+#define STATE_COUNT 167
 #define LARGE_STATE_COUNT 2
-#define SYMBOL_COUNT 93
+#define SYMBOL_COUNT 96
 #define ALIAS_COUNT 0
-#define TOKEN_COUNT 48
+#define TOKEN_COUNT 51
 #define EXTERNAL_TOKEN_COUNT 1
-#define FIELD_COUNT 21
+#define FIELD_COUNT 22
 #define MAX_ALIAS_SEQUENCE_LENGTH 7
 #define MAX_RESERVED_WORD_SET_SIZE 0
-#define PRODUCTION_ID_COUNT 44
+#define PRODUCTION_ID_COUNT 48
 #define SUPERTYPE_COUNT 0
 
 enum ts_symbol_identifiers {
@@ -27,91 +27,94 @@ enum ts_symbol_identifiers {
   anon_sym_LBRACE = 5,
   anon_sym_SEMI = 6,
   anon_sym_RBRACE = 7,
-  anon_sym_filter = 8,
-  anon_sym_tcp = 9,
-  anon_sym_udp = 10,
-  anon_sym_sctp = 11,
-  anon_sym_COMMA = 12,
-  sym_number = 13,
-  anon_sym_DASH = 14,
-  aux_sym_port_range_token1 = 15,
-  anon_sym_icmp = 16,
-  anon_sym_icmpv6 = 17,
-  sym_icmp_type = 18,
-  anon_sym_ip = 19,
-  anon_sym_global = 20,
-  anon_sym_contract = 21,
-  anon_sym_subject = 22,
-  anon_sym_permit = 23,
-  anon_sym_deny = 24,
-  anon_sym_log = 25,
-  anon_sym_group = 26,
-  anon_sym_external = 27,
-  anon_sym_extends = 28,
-  sym_isolated = 29,
-  anon_sym_select = 30,
-  anon_sym_EQ = 31,
-  aux_sym_label_token1 = 32,
-  aux_sym_label_token2 = 33,
-  sym_label_key = 34,
-  anon_sym_address = 35,
-  anon_sym_except = 36,
-  sym_cidr = 37,
-  anon_sym_endpoint = 38,
-  anon_sym_labels = 39,
-  anon_sym_provides = 40,
-  anon_sym_consumes = 41,
-  anon_sym_any = 42,
-  anon_sym_assert = 43,
-  anon_sym_DASH_GT = 44,
-  anon_sym_allow = 45,
-  aux_sym_probe_token1 = 46,
-  sym_comment = 47,
-  sym_source_file = 48,
-  sym_qualified_name = 49,
-  sym__reference = 50,
-  sym_tenant = 51,
-  sym__item = 52,
-  sym_filter = 53,
-  sym__entry = 54,
-  sym_port_entry = 55,
-  sym_port_range = 56,
-  sym_icmp_entry = 57,
-  sym_ip_entry = 58,
-  sym_contract = 59,
-  sym_subject = 60,
-  sym_group = 61,
-  sym_external = 62,
-  sym__modifier = 63,
-  sym_extends = 64,
-  sym__group_statement = 65,
-  sym_select = 66,
-  sym__selector = 67,
-  sym_label = 68,
-  sym_address = 69,
-  sym_endpoint = 70,
-  sym_provides = 71,
-  sym_consumes = 72,
-  sym_any = 73,
-  sym_assertion = 74,
-  sym__target = 75,
-  sym_probe = 76,
-  aux_sym_source_file_repeat1 = 77,
-  aux_sym_tenant_repeat1 = 78,
-  aux_sym_filter_repeat1 = 79,
-  aux_sym_port_entry_repeat1 = 80,
-  aux_sym_icmp_entry_repeat1 = 81,
-  aux_sym_contract_repeat1 = 82,
-  aux_sym_subject_repeat1 = 83,
-  aux_sym_group_repeat1 = 84,
-  aux_sym_group_repeat2 = 85,
-  aux_sym_select_repeat1 = 86,
-  aux_sym_address_repeat1 = 87,
-  aux_sym_address_repeat2 = 88,
-  aux_sym_endpoint_repeat1 = 89,
-  aux_sym_endpoint_repeat2 = 90,
-  aux_sym_provides_repeat1 = 91,
-  aux_sym_any_repeat1 = 92,
+  sym_unenforced = 8,
+  anon_sym_filter = 9,
+  anon_sym_tcp = 10,
+  anon_sym_udp = 11,
+  anon_sym_sctp = 12,
+  anon_sym_COMMA = 13,
+  sym_number = 14,
+  anon_sym_DASH = 15,
+  aux_sym_port_range_token1 = 16,
+  anon_sym_icmp = 17,
+  anon_sym_icmpv6 = 18,
+  sym_icmp_type = 19,
+  anon_sym_ip = 20,
+  anon_sym_global = 21,
+  anon_sym_contract = 22,
+  anon_sym_subject = 23,
+  anon_sym_permit = 24,
+  anon_sym_deny = 25,
+  anon_sym_both_DASHways = 26,
+  anon_sym_log = 27,
+  anon_sym_group = 28,
+  anon_sym_external = 29,
+  anon_sym_extends = 30,
+  sym_isolated = 31,
+  sym_preferred = 32,
+  anon_sym_select = 33,
+  anon_sym_EQ = 34,
+  aux_sym_label_token1 = 35,
+  aux_sym_label_token2 = 36,
+  sym_label_key = 37,
+  anon_sym_address = 38,
+  anon_sym_except = 39,
+  sym_cidr = 40,
+  anon_sym_endpoint = 41,
+  anon_sym_labels = 42,
+  anon_sym_provides = 43,
+  anon_sym_consumes = 44,
+  anon_sym_any = 45,
+  anon_sym_assert = 46,
+  anon_sym_DASH_GT = 47,
+  anon_sym_allow = 48,
+  aux_sym_probe_token1 = 49,
+  sym_comment = 50,
+  sym_source_file = 51,
+  sym_qualified_name = 52,
+  sym__reference = 53,
+  sym_tenant = 54,
+  sym__item = 55,
+  sym_filter = 56,
+  sym__entry = 57,
+  sym_port_entry = 58,
+  sym_port_range = 59,
+  sym_icmp_entry = 60,
+  sym_ip_entry = 61,
+  sym_contract = 62,
+  sym_subject = 63,
+  sym_group = 64,
+  sym_external = 65,
+  sym__modifier = 66,
+  sym_extends = 67,
+  sym__group_statement = 68,
+  sym_select = 69,
+  sym__selector = 70,
+  sym_label = 71,
+  sym_address = 72,
+  sym_endpoint = 73,
+  sym_provides = 74,
+  sym_consumes = 75,
+  sym_any = 76,
+  sym_assertion = 77,
+  sym__target = 78,
+  sym_probe = 79,
+  aux_sym_source_file_repeat1 = 80,
+  aux_sym_tenant_repeat1 = 81,
+  aux_sym_filter_repeat1 = 82,
+  aux_sym_port_entry_repeat1 = 83,
+  aux_sym_icmp_entry_repeat1 = 84,
+  aux_sym_contract_repeat1 = 85,
+  aux_sym_subject_repeat1 = 86,
+  aux_sym_group_repeat1 = 87,
+  aux_sym_group_repeat2 = 88,
+  aux_sym_select_repeat1 = 89,
+  aux_sym_address_repeat1 = 90,
+  aux_sym_address_repeat2 = 91,
+  aux_sym_endpoint_repeat1 = 92,
+  aux_sym_endpoint_repeat2 = 93,
+  aux_sym_provides_repeat1 = 94,
+  aux_sym_any_repeat1 = 95,
 };
 
 static const char * const ts_symbol_names[] = {
@@ -123,6 +126,7 @@ static const char * const ts_symbol_names[] = {
   [anon_sym_LBRACE] = "{",
   [anon_sym_SEMI] = ";",
   [anon_sym_RBRACE] = "}",
+  [sym_unenforced] = "unenforced",
   [anon_sym_filter] = "filter",
   [anon_sym_tcp] = "tcp",
   [anon_sym_udp] = "udp",
@@ -140,11 +144,13 @@ static const char * const ts_symbol_names[] = {
   [anon_sym_subject] = "subject",
   [anon_sym_permit] = "permit",
   [anon_sym_deny] = "deny",
+  [anon_sym_both_DASHways] = "both-ways",
   [anon_sym_log] = "log",
   [anon_sym_group] = "group",
   [anon_sym_external] = "external",
   [anon_sym_extends] = "extends",
   [sym_isolated] = "isolated",
+  [sym_preferred] = "preferred",
   [anon_sym_select] = "select",
   [anon_sym_EQ] = "=",
   [aux_sym_label_token1] = "label_value",
@@ -219,6 +225,7 @@ static const TSSymbol ts_symbol_map[] = {
   [anon_sym_LBRACE] = anon_sym_LBRACE,
   [anon_sym_SEMI] = anon_sym_SEMI,
   [anon_sym_RBRACE] = anon_sym_RBRACE,
+  [sym_unenforced] = sym_unenforced,
   [anon_sym_filter] = anon_sym_filter,
   [anon_sym_tcp] = anon_sym_tcp,
   [anon_sym_udp] = anon_sym_udp,
@@ -236,11 +243,13 @@ static const TSSymbol ts_symbol_map[] = {
   [anon_sym_subject] = anon_sym_subject,
   [anon_sym_permit] = anon_sym_permit,
   [anon_sym_deny] = anon_sym_deny,
+  [anon_sym_both_DASHways] = anon_sym_both_DASHways,
   [anon_sym_log] = anon_sym_log,
   [anon_sym_group] = anon_sym_group,
   [anon_sym_external] = anon_sym_external,
   [anon_sym_extends] = anon_sym_extends,
   [sym_isolated] = sym_isolated,
+  [sym_preferred] = sym_preferred,
   [anon_sym_select] = anon_sym_select,
   [anon_sym_EQ] = anon_sym_EQ,
   [aux_sym_label_token1] = aux_sym_label_token1,
@@ -339,6 +348,10 @@ static const TSSymbolMetadata ts_symbol_metadata[] = {
     .visible = true,
     .named = false,
   },
+  [sym_unenforced] = {
+    .visible = true,
+    .named = true,
+  },
   [anon_sym_filter] = {
     .visible = true,
     .named = false,
@@ -407,6 +420,10 @@ static const TSSymbolMetadata ts_symbol_metadata[] = {
     .visible = true,
     .named = false,
   },
+  [anon_sym_both_DASHways] = {
+    .visible = true,
+    .named = false,
+  },
   [anon_sym_log] = {
     .visible = true,
     .named = false,
@@ -424,6 +441,10 @@ static const TSSymbolMetadata ts_symbol_metadata[] = {
     .named = false,
   },
   [sym_isolated] = {
+    .visible = true,
+    .named = true,
+  },
+  [sym_preferred] = {
     .visible = true,
     .named = true,
   },
@@ -684,31 +705,33 @@ static const TSSymbolMetadata ts_symbol_metadata[] = {
 enum ts_field_identifiers {
   field_action = 1,
   field_address = 2,
-  field_contract = 3,
-  field_except = 4,
-  field_filter = 5,
-  field_from = 6,
-  field_global = 7,
-  field_key = 8,
-  field_label = 9,
-  field_log = 10,
-  field_name = 11,
-  field_parent = 12,
-  field_port = 13,
-  field_prefix = 14,
-  field_probe = 15,
-  field_protocol = 16,
-  field_tenant = 17,
-  field_to = 18,
-  field_type = 19,
-  field_value = 20,
-  field_verdict = 21,
+  field_both_ways = 3,
+  field_contract = 4,
+  field_except = 5,
+  field_filter = 6,
+  field_from = 7,
+  field_global = 8,
+  field_key = 9,
+  field_label = 10,
+  field_log = 11,
+  field_name = 12,
+  field_parent = 13,
+  field_port = 14,
+  field_prefix = 15,
+  field_probe = 16,
+  field_protocol = 17,
+  field_tenant = 18,
+  field_to = 19,
+  field_type = 20,
+  field_value = 21,
+  field_verdict = 22,
 };
 
 static const char * const ts_field_names[] = {
   [0] = NULL,
   [field_action] = "action",
   [field_address] = "address",
+  [field_both_ways] = "both_ways",
   [field_contract] = "contract",
   [field_except] = "except",
   [field_filter] = "filter",
@@ -760,20 +783,24 @@ static const TSMapSlice ts_field_map_slices[PRODUCTION_ID_COUNT] = {
   [27] = {.index = 50, .length = 2},
   [28] = {.index = 52, .length = 4},
   [29] = {.index = 56, .length = 4},
-  [30] = {.index = 60, .length = 3},
-  [31] = {.index = 63, .length = 1},
-  [32] = {.index = 64, .length = 3},
-  [33] = {.index = 67, .length = 2},
-  [34] = {.index = 69, .length = 1},
-  [35] = {.index = 70, .length = 5},
-  [36] = {.index = 75, .length = 2},
-  [37] = {.index = 77, .length = 1},
-  [38] = {.index = 78, .length = 2},
-  [39] = {.index = 80, .length = 4},
-  [40] = {.index = 84, .length = 4},
-  [41] = {.index = 88, .length = 1},
-  [42] = {.index = 89, .length = 2},
-  [43] = {.index = 91, .length = 5},
+  [30] = {.index = 60, .length = 4},
+  [31] = {.index = 64, .length = 3},
+  [32] = {.index = 67, .length = 1},
+  [33] = {.index = 68, .length = 3},
+  [34] = {.index = 71, .length = 2},
+  [35] = {.index = 73, .length = 1},
+  [36] = {.index = 74, .length = 5},
+  [37] = {.index = 79, .length = 5},
+  [38] = {.index = 84, .length = 5},
+  [39] = {.index = 89, .length = 2},
+  [40] = {.index = 91, .length = 1},
+  [41] = {.index = 92, .length = 2},
+  [42] = {.index = 94, .length = 4},
+  [43] = {.index = 98, .length = 4},
+  [44] = {.index = 102, .length = 6},
+  [45] = {.index = 108, .length = 1},
+  [46] = {.index = 109, .length = 2},
+  [47] = {.index = 111, .length = 5},
 };
 
 static const TSFieldMapEntry ts_field_map_entries[] = {
@@ -858,59 +885,83 @@ static const TSFieldMapEntry ts_field_map_entries[] = {
     {field_value, 2},
   [52] =
     {field_action, 2},
+    {field_both_ways, 4},
     {field_filter, 3},
-    {field_log, 4},
     {field_name, 1},
   [56] =
     {field_action, 2},
     {field_filter, 3},
-    {field_filter, 4, .inherited = true},
+    {field_log, 4},
     {field_name, 1},
   [60] =
+    {field_action, 2},
+    {field_filter, 3},
+    {field_filter, 4, .inherited = true},
+    {field_name, 1},
+  [64] =
     {field_except, 3},
     {field_except, 4, .inherited = true},
     {field_prefix, 1},
-  [63] =
+  [67] =
     {field_address, 1},
-  [64] =
+  [68] =
     {field_address, 2},
     {field_label, 4},
     {field_name, 1},
-  [67] =
+  [71] =
     {field_address, 0, .inherited = true},
     {field_address, 1, .inherited = true},
-  [69] =
+  [73] =
     {field_filter, 1},
-  [70] =
+  [74] =
+    {field_action, 2},
+    {field_both_ways, 4},
+    {field_filter, 3},
+    {field_log, 5},
+    {field_name, 1},
+  [79] =
+    {field_action, 2},
+    {field_both_ways, 5},
+    {field_filter, 3},
+    {field_filter, 4, .inherited = true},
+    {field_name, 1},
+  [84] =
     {field_action, 2},
     {field_filter, 3},
     {field_filter, 4, .inherited = true},
     {field_log, 5},
     {field_name, 1},
-  [75] =
+  [89] =
     {field_filter, 0, .inherited = true},
     {field_filter, 1, .inherited = true},
-  [77] =
+  [91] =
     {field_except, 1},
-  [78] =
+  [92] =
     {field_except, 0, .inherited = true},
     {field_except, 1, .inherited = true},
-  [80] =
+  [94] =
     {field_address, 2},
     {field_label, 4},
     {field_label, 5, .inherited = true},
     {field_name, 1},
-  [84] =
+  [98] =
     {field_address, 2},
     {field_address, 3, .inherited = true},
     {field_label, 5},
     {field_name, 1},
-  [88] =
+  [102] =
+    {field_action, 2},
+    {field_both_ways, 5},
+    {field_filter, 3},
+    {field_filter, 4, .inherited = true},
+    {field_log, 6},
+    {field_name, 1},
+  [108] =
     {field_label, 1},
-  [89] =
+  [109] =
     {field_label, 0, .inherited = true},
     {field_label, 1, .inherited = true},
-  [91] =
+  [111] =
     {field_address, 2},
     {field_address, 3, .inherited = true},
     {field_label, 5},
@@ -1086,6 +1137,14 @@ static const TSStateId ts_primary_state_ids[STATE_COUNT] = {
   [156] = 156,
   [157] = 157,
   [158] = 158,
+  [159] = 159,
+  [160] = 160,
+  [161] = 161,
+  [162] = 162,
+  [163] = 163,
+  [164] = 164,
+  [165] = 165,
+  [166] = 166,
 };
 
 static bool ts_lex(TSLexer *lexer, TSStateId state) {
@@ -1093,1779 +1152,1790 @@ static bool ts_lex(TSLexer *lexer, TSStateId state) {
   eof = lexer->eof(lexer);
   switch (state) {
     case 0:
-      if (eof) ADVANCE(63);
-      ADVANCE_MAP(
-        '"', 2,
-        ',', 120,
-        '-', 123,
-        '/', 109,
-        ';', 112,
-        '=', 175,
-        '_', 108,
-        'a', 137,
-        'c', 151,
-        'e', 150,
-        'i', 130,
-        'p', 157,
-        's', 131,
-        't', 133,
-        'u', 135,
-        '{', 111,
-        '}', 113,
-        '.', 214,
-        ':', 214,
-      );
+      if (eof) ADVANCE(72);
+      if (lookahead == '\r') SKIP(67);
+      if (lookahead == '"') ADVANCE(18);
+      if (lookahead == ',') ADVANCE(129);
+      if (lookahead == '-') ADVANCE(132);
+      if (lookahead == '/') ADVANCE(118);
+      if (lookahead == ';') ADVANCE(121);
+      if (lookahead == '=') ADVANCE(184);
+      if (lookahead == '_') ADVANCE(117);
+      if (lookahead == 'a') ADVANCE(146);
+      if (lookahead == 'c') ADVANCE(160);
+      if (lookahead == 'e') ADVANCE(159);
+      if (lookahead == 'i') ADVANCE(139);
+      if (lookahead == 'p') ADVANCE(166);
+      if (lookahead == 's') ADVANCE(140);
+      if (lookahead == 't') ADVANCE(142);
+      if (lookahead == 'u') ADVANCE(144);
+      if (lookahead == '{') ADVANCE(120);
+      if (lookahead == '}') ADVANCE(122);
+      if (lookahead == '.' ||
+          lookahead == ':') ADVANCE(223);
       if (lookahead == '\t' ||
           lookahead == '\n' ||
-          lookahead == '\r' ||
           lookahead == ' ' ||
-          lookahead == 0xfeff) SKIP(61);
+          lookahead == 0xfeff) SKIP(69);
       if (('A' <= lookahead && lookahead <= 'F') ||
-          ('b' <= lookahead && lookahead <= 'f')) ADVANCE(168);
-      if (('0' <= lookahead && lookahead <= '9')) ADVANCE(121);
+          ('b' <= lookahead && lookahead <= 'f')) ADVANCE(177);
+      if (('0' <= lookahead && lookahead <= '9')) ADVANCE(130);
       if (('G' <= lookahead && lookahead <= 'Z') ||
-          ('g' <= lookahead && lookahead <= 'z')) ADVANCE(169);
+          ('g' <= lookahead && lookahead <= 'z')) ADVANCE(178);
       END_STATE();
     case 1:
-      ADVANCE_MAP(
-        '"', 2,
-        ',', 120,
-        ';', 112,
-        'a', 178,
-        'c', 194,
-        'e', 192,
-        'p', 197,
-        's', 181,
-        '}', 113,
-      );
+      if (lookahead == '\n') SKIP(9);
+      END_STATE();
+    case 2:
+      if (lookahead == '\n') SKIP(11);
+      END_STATE();
+    case 3:
+      if (lookahead == '\n') SKIP(12);
+      END_STATE();
+    case 4:
+      if (lookahead == '\n') SKIP(14);
+      END_STATE();
+    case 5:
+      if (lookahead == '\n') SKIP(15);
+      END_STATE();
+    case 6:
+      if (lookahead == '\n') SKIP(16);
+      END_STATE();
+    case 7:
+      if (lookahead == '\n') SKIP(17);
+      END_STATE();
+    case 8:
+      if (lookahead == '\r') SKIP(1);
+      if (lookahead == ',') ADVANCE(129);
+      if (lookahead == '-') ADVANCE(20);
+      if (lookahead == '/') ADVANCE(118);
+      if (lookahead == ';') ADVANCE(121);
+      if (lookahead == 'a') ADVANCE(80);
+      if (lookahead == 'c') ADVANCE(97);
+      if (lookahead == 'e') ADVANCE(95);
+      if (lookahead == 'i') ADVANCE(74);
+      if (lookahead == 'p') ADVANCE(104);
+      if (lookahead == 's') ADVANCE(75);
+      if (lookahead == 't') ADVANCE(76);
+      if (lookahead == 'u') ADVANCE(79);
+      if (lookahead == '}') ADVANCE(122);
       if (lookahead == '\t' ||
           lookahead == '\n' ||
-          lookahead == '\r' ||
           lookahead == ' ' ||
-          lookahead == 0xfeff) SKIP(8);
+          lookahead == 0xfeff) SKIP(9);
+      if (('0' <= lookahead && lookahead <= '9') ||
+          ('A' <= lookahead && lookahead <= 'Z') ||
+          lookahead == '_' ||
+          ('b' <= lookahead && lookahead <= 'z')) ADVANCE(117);
+      END_STATE();
+    case 9:
+      if (lookahead == '\r') SKIP(1);
+      if (lookahead == ',') ADVANCE(129);
+      if (lookahead == '-') ADVANCE(20);
+      if (lookahead == ';') ADVANCE(121);
+      if (lookahead == 'a') ADVANCE(80);
+      if (lookahead == 'c') ADVANCE(97);
+      if (lookahead == 'e') ADVANCE(95);
+      if (lookahead == 'i') ADVANCE(74);
+      if (lookahead == 'p') ADVANCE(104);
+      if (lookahead == 's') ADVANCE(75);
+      if (lookahead == 't') ADVANCE(76);
+      if (lookahead == 'u') ADVANCE(79);
+      if (lookahead == '}') ADVANCE(122);
+      if (lookahead == '\t' ||
+          lookahead == '\n' ||
+          lookahead == ' ' ||
+          lookahead == 0xfeff) SKIP(9);
+      if (('0' <= lookahead && lookahead <= '9') ||
+          ('A' <= lookahead && lookahead <= 'Z') ||
+          lookahead == '_' ||
+          ('b' <= lookahead && lookahead <= 'z')) ADVANCE(117);
+      END_STATE();
+    case 10:
+      if (lookahead == '\r') SKIP(2);
+      if (lookahead == ',') ADVANCE(129);
+      if (lookahead == '-') ADVANCE(131);
+      if (lookahead == ';') ADVANCE(121);
+      if (lookahead == 'a') ADVANCE(27);
+      if (lookahead == 'c') ADVANCE(44);
+      if (lookahead == 'e') ADVANCE(42);
+      if (lookahead == 'i') ADVANCE(21);
+      if (lookahead == 'p') ADVANCE(51);
+      if (lookahead == 's') ADVANCE(22);
+      if (lookahead == 't') ADVANCE(23);
+      if (lookahead == 'u') ADVANCE(26);
+      if (lookahead == '}') ADVANCE(122);
+      if (lookahead == '\t' ||
+          lookahead == '\n' ||
+          lookahead == ' ' ||
+          lookahead == 0xfeff) SKIP(11);
+      if (('0' <= lookahead && lookahead <= '9')) ADVANCE(130);
+      END_STATE();
+    case 11:
+      if (lookahead == '\r') SKIP(2);
+      if (lookahead == ',') ADVANCE(129);
+      if (lookahead == ';') ADVANCE(121);
+      if (lookahead == 'a') ADVANCE(27);
+      if (lookahead == 'c') ADVANCE(44);
+      if (lookahead == 'e') ADVANCE(42);
+      if (lookahead == 'i') ADVANCE(21);
+      if (lookahead == 'p') ADVANCE(51);
+      if (lookahead == 's') ADVANCE(22);
+      if (lookahead == 't') ADVANCE(23);
+      if (lookahead == 'u') ADVANCE(26);
+      if (lookahead == '}') ADVANCE(122);
+      if (lookahead == '\t' ||
+          lookahead == '\n' ||
+          lookahead == ' ' ||
+          lookahead == 0xfeff) SKIP(11);
+      if (('0' <= lookahead && lookahead <= '9')) ADVANCE(130);
+      END_STATE();
+    case 12:
+      if (lookahead == '\r') SKIP(3);
+      if (lookahead == ',') ADVANCE(129);
+      if (lookahead == ';') ADVANCE(121);
+      if (lookahead == 'a') ADVANCE(80);
+      if (lookahead == 'c') ADVANCE(97);
+      if (lookahead == 'e') ADVANCE(95);
+      if (lookahead == 'p') ADVANCE(104);
+      if (lookahead == 's') ADVANCE(83);
+      if (lookahead == '}') ADVANCE(122);
+      if (lookahead == '\t' ||
+          lookahead == '\n' ||
+          lookahead == ' ' ||
+          lookahead == 0xfeff) SKIP(12);
+      if (('0' <= lookahead && lookahead <= '9') ||
+          ('A' <= lookahead && lookahead <= 'Z') ||
+          lookahead == '_' ||
+          ('b' <= lookahead && lookahead <= 'z')) ADVANCE(117);
+      END_STATE();
+    case 13:
+      if (lookahead == '\r') SKIP(4);
+      if (lookahead == '"') ADVANCE(18);
+      if (lookahead == ',') ADVANCE(129);
+      if (lookahead == ';') ADVANCE(121);
+      if (lookahead == 'a') ADVANCE(187);
+      if (lookahead == 'c') ADVANCE(203);
+      if (lookahead == 'e') ADVANCE(201);
+      if (lookahead == 'p') ADVANCE(206);
+      if (lookahead == 's') ADVANCE(190);
+      if (lookahead == '}') ADVANCE(122);
+      if (lookahead == '\t' ||
+          lookahead == '\n' ||
+          lookahead == ' ' ||
+          lookahead == 0xfeff) SKIP(14);
       if (lookahead == '-' ||
           lookahead == '.' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('b' <= lookahead && lookahead <= 'z')) ADVANCE(208);
-      END_STATE();
-    case 2:
-      if (lookahead == '"') ADVANCE(209);
-      if (lookahead != 0 &&
-          lookahead != '\n') ADVANCE(2);
-      END_STATE();
-    case 3:
-      ADVANCE_MAP(
-        ',', 120,
-        '-', 11,
-        '/', 109,
-        ';', 112,
-        'a', 71,
-        'c', 88,
-        'e', 86,
-        'i', 65,
-        'p', 95,
-        's', 66,
-        't', 67,
-        'u', 70,
-        '}', 113,
-      );
-      if (lookahead == '\t' ||
-          lookahead == '\n' ||
-          lookahead == '\r' ||
-          lookahead == ' ' ||
-          lookahead == 0xfeff) SKIP(4);
-      if (('0' <= lookahead && lookahead <= '9') ||
-          ('A' <= lookahead && lookahead <= 'Z') ||
-          lookahead == '_' ||
-          ('b' <= lookahead && lookahead <= 'z')) ADVANCE(108);
-      END_STATE();
-    case 4:
-      ADVANCE_MAP(
-        ',', 120,
-        '-', 11,
-        ';', 112,
-        'a', 71,
-        'c', 88,
-        'e', 86,
-        'i', 65,
-        'p', 95,
-        's', 66,
-        't', 67,
-        'u', 70,
-        '}', 113,
-      );
-      if (lookahead == '\t' ||
-          lookahead == '\n' ||
-          lookahead == '\r' ||
-          lookahead == ' ' ||
-          lookahead == 0xfeff) SKIP(4);
-      if (('0' <= lookahead && lookahead <= '9') ||
-          ('A' <= lookahead && lookahead <= 'Z') ||
-          lookahead == '_' ||
-          ('b' <= lookahead && lookahead <= 'z')) ADVANCE(108);
-      END_STATE();
-    case 5:
-      ADVANCE_MAP(
-        ',', 120,
-        '-', 122,
-        ';', 112,
-        'a', 18,
-        'c', 35,
-        'e', 33,
-        'i', 12,
-        'p', 42,
-        's', 13,
-        't', 14,
-        'u', 17,
-        '}', 113,
-      );
-      if (lookahead == '\t' ||
-          lookahead == '\n' ||
-          lookahead == '\r' ||
-          lookahead == ' ' ||
-          lookahead == 0xfeff) SKIP(7);
-      if (('0' <= lookahead && lookahead <= '9')) ADVANCE(121);
-      END_STATE();
-    case 6:
-      ADVANCE_MAP(
-        ',', 120,
-        ';', 112,
-        'a', 71,
-        'c', 88,
-        'e', 86,
-        'p', 95,
-        's', 74,
-        '}', 113,
-      );
-      if (lookahead == '\t' ||
-          lookahead == '\n' ||
-          lookahead == '\r' ||
-          lookahead == ' ' ||
-          lookahead == 0xfeff) SKIP(6);
-      if (('0' <= lookahead && lookahead <= '9') ||
-          ('A' <= lookahead && lookahead <= 'Z') ||
-          lookahead == '_' ||
-          ('b' <= lookahead && lookahead <= 'z')) ADVANCE(108);
-      END_STATE();
-    case 7:
-      ADVANCE_MAP(
-        ',', 120,
-        ';', 112,
-        'a', 18,
-        'c', 35,
-        'e', 33,
-        'i', 12,
-        'p', 42,
-        's', 13,
-        't', 14,
-        'u', 17,
-        '}', 113,
-      );
-      if (lookahead == '\t' ||
-          lookahead == '\n' ||
-          lookahead == '\r' ||
-          lookahead == ' ' ||
-          lookahead == 0xfeff) SKIP(7);
-      if (('0' <= lookahead && lookahead <= '9')) ADVANCE(121);
-      END_STATE();
-    case 8:
-      ADVANCE_MAP(
-        ',', 120,
-        ';', 112,
-        'a', 18,
-        'c', 35,
-        'e', 33,
-        'p', 42,
-        's', 21,
-        '}', 113,
-      );
-      if (lookahead == '\t' ||
-          lookahead == '\n' ||
-          lookahead == '\r' ||
-          lookahead == ' ' ||
-          lookahead == 0xfeff) SKIP(8);
-      END_STATE();
-    case 9:
-      if (lookahead == '6') ADVANCE(127);
-      END_STATE();
-    case 10:
-      if (lookahead == ';') ADVANCE(112);
-      if (lookahead == 'i') ADVANCE(130);
-      if (lookahead == 's') ADVANCE(132);
-      if (lookahead == 't') ADVANCE(133);
-      if (lookahead == 'u') ADVANCE(135);
-      if (lookahead == '}') ADVANCE(113);
-      if (lookahead == '\t' ||
-          lookahead == '\n' ||
-          lookahead == '\r' ||
-          lookahead == ' ' ||
-          lookahead == 0xfeff) SKIP(10);
-      if (('0' <= lookahead && lookahead <= '9')) ADVANCE(167);
-      if (('A' <= lookahead && lookahead <= 'Z') ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(169);
-      END_STATE();
-    case 11:
-      if (lookahead == '>') ADVANCE(225);
-      END_STATE();
-    case 12:
-      if (lookahead == 'c') ADVANCE(30);
-      if (lookahead == 'p') ADVANCE(170);
-      END_STATE();
-    case 13:
-      if (lookahead == 'c') ADVANCE(51);
-      if (lookahead == 'e') ADVANCE(28);
+          ('b' <= lookahead && lookahead <= 'z')) ADVANCE(217);
       END_STATE();
     case 14:
-      if (lookahead == 'c') ADVANCE(37);
+      if (lookahead == '\r') SKIP(4);
+      if (lookahead == ',') ADVANCE(129);
+      if (lookahead == ';') ADVANCE(121);
+      if (lookahead == 'a') ADVANCE(27);
+      if (lookahead == 'c') ADVANCE(44);
+      if (lookahead == 'e') ADVANCE(42);
+      if (lookahead == 'p') ADVANCE(51);
+      if (lookahead == 's') ADVANCE(30);
+      if (lookahead == '}') ADVANCE(122);
+      if (lookahead == '\t' ||
+          lookahead == '\n' ||
+          lookahead == ' ' ||
+          lookahead == 0xfeff) SKIP(14);
       END_STATE();
     case 15:
-      if (lookahead == 'c') ADVANCE(49);
+      if (lookahead == '\r') SKIP(5);
+      if (lookahead == ';') ADVANCE(121);
+      if (lookahead == 'i') ADVANCE(139);
+      if (lookahead == 's') ADVANCE(141);
+      if (lookahead == 't') ADVANCE(142);
+      if (lookahead == 'u') ADVANCE(144);
+      if (lookahead == '}') ADVANCE(122);
+      if (lookahead == '\t' ||
+          lookahead == '\n' ||
+          lookahead == ' ' ||
+          lookahead == 0xfeff) SKIP(15);
+      if (('0' <= lookahead && lookahead <= '9')) ADVANCE(176);
+      if (('A' <= lookahead && lookahead <= 'Z') ||
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(178);
       END_STATE();
     case 16:
-      if (lookahead == 'd') ADVANCE(43);
-      END_STATE();
-    case 17:
-      if (lookahead == 'd') ADVANCE(38);
-      END_STATE();
-    case 18:
-      if (lookahead == 'd') ADVANCE(16);
-      END_STATE();
-    case 19:
-      if (lookahead == 'd') ADVANCE(41);
-      END_STATE();
-    case 20:
-      if (lookahead == 'd') ADVANCE(25);
-      END_STATE();
-    case 21:
-      if (lookahead == 'e') ADVANCE(28);
-      END_STATE();
-    case 22:
-      if (lookahead == 'e') ADVANCE(15);
-      END_STATE();
-    case 23:
-      if (lookahead == 'e') ADVANCE(48);
-      END_STATE();
-    case 24:
-      if (lookahead == 'e') ADVANCE(46);
-      END_STATE();
-    case 25:
-      if (lookahead == 'e') ADVANCE(47);
-      END_STATE();
-    case 26:
-      if (lookahead == 'i') ADVANCE(32);
-      END_STATE();
-    case 27:
-      if (lookahead == 'i') ADVANCE(20);
-      END_STATE();
-    case 28:
-      if (lookahead == 'l') ADVANCE(22);
-      END_STATE();
-    case 29:
-      if (lookahead == 'm') ADVANCE(24);
-      END_STATE();
-    case 30:
-      if (lookahead == 'm') ADVANCE(39);
-      END_STATE();
-    case 31:
-      if (lookahead == 'n') ADVANCE(44);
-      END_STATE();
-    case 32:
-      if (lookahead == 'n') ADVANCE(50);
-      END_STATE();
-    case 33:
-      if (lookahead == 'n') ADVANCE(19);
-      END_STATE();
-    case 34:
-      if (lookahead == 'o') ADVANCE(53);
-      END_STATE();
-    case 35:
-      if (lookahead == 'o') ADVANCE(31);
-      END_STATE();
-    case 36:
-      if (lookahead == 'o') ADVANCE(26);
-      END_STATE();
-    case 37:
-      if (lookahead == 'p') ADVANCE(114);
-      END_STATE();
-    case 38:
-      if (lookahead == 'p') ADVANCE(116);
-      END_STATE();
-    case 39:
-      if (lookahead == 'p') ADVANCE(126);
-      END_STATE();
-    case 40:
-      if (lookahead == 'p') ADVANCE(118);
-      END_STATE();
-    case 41:
-      if (lookahead == 'p') ADVANCE(36);
-      END_STATE();
-    case 42:
-      if (lookahead == 'r') ADVANCE(34);
-      END_STATE();
-    case 43:
-      if (lookahead == 'r') ADVANCE(23);
-      END_STATE();
-    case 44:
-      if (lookahead == 's') ADVANCE(52);
-      END_STATE();
-    case 45:
-      if (lookahead == 's') ADVANCE(211);
-      END_STATE();
-    case 46:
-      if (lookahead == 's') ADVANCE(222);
-      END_STATE();
-    case 47:
-      if (lookahead == 's') ADVANCE(219);
-      END_STATE();
-    case 48:
-      if (lookahead == 's') ADVANCE(45);
-      END_STATE();
-    case 49:
-      if (lookahead == 't') ADVANCE(172);
-      END_STATE();
-    case 50:
-      if (lookahead == 't') ADVANCE(216);
-      END_STATE();
-    case 51:
-      if (lookahead == 't') ADVANCE(40);
-      END_STATE();
-    case 52:
-      if (lookahead == 'u') ADVANCE(29);
-      END_STATE();
-    case 53:
-      if (lookahead == 'v') ADVANCE(27);
-      END_STATE();
-    case 54:
+      if (lookahead == '\r') SKIP(6);
       if (lookahead == '.' ||
-          lookahead == ':') ADVANCE(214);
+          lookahead == ':') ADVANCE(223);
       if (lookahead == '\t' ||
           lookahead == '\n' ||
-          lookahead == '\r' ||
           lookahead == ' ' ||
-          lookahead == 0xfeff) SKIP(54);
+          lookahead == 0xfeff) SKIP(16);
       if (('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'F') ||
-          ('a' <= lookahead && lookahead <= 'f')) ADVANCE(107);
+          ('a' <= lookahead && lookahead <= 'f')) ADVANCE(116);
       if (('G' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('g' <= lookahead && lookahead <= 'z')) ADVANCE(108);
+          ('g' <= lookahead && lookahead <= 'z')) ADVANCE(117);
       END_STATE();
-    case 55:
+    case 17:
+      if (lookahead == '\r') SKIP(7);
       if (lookahead == '\t' ||
           lookahead == '\n' ||
-          lookahead == '\r' ||
           lookahead == ' ' ||
-          lookahead == 0xfeff) SKIP(55);
+          lookahead == 0xfeff) SKIP(17);
       if (('-' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(210);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(219);
+      END_STATE();
+    case 18:
+      if (lookahead == '"') ADVANCE(218);
+      if (lookahead != 0 &&
+          lookahead != '\n') ADVANCE(18);
+      END_STATE();
+    case 19:
+      if (lookahead == '6') ADVANCE(136);
+      END_STATE();
+    case 20:
+      if (lookahead == '>') ADVANCE(234);
+      END_STATE();
+    case 21:
+      if (lookahead == 'c') ADVANCE(39);
+      if (lookahead == 'p') ADVANCE(179);
+      END_STATE();
+    case 22:
+      if (lookahead == 'c') ADVANCE(60);
+      if (lookahead == 'e') ADVANCE(37);
+      END_STATE();
+    case 23:
+      if (lookahead == 'c') ADVANCE(46);
+      END_STATE();
+    case 24:
+      if (lookahead == 'c') ADVANCE(58);
+      END_STATE();
+    case 25:
+      if (lookahead == 'd') ADVANCE(52);
+      END_STATE();
+    case 26:
+      if (lookahead == 'd') ADVANCE(47);
+      END_STATE();
+    case 27:
+      if (lookahead == 'd') ADVANCE(25);
+      END_STATE();
+    case 28:
+      if (lookahead == 'd') ADVANCE(50);
+      END_STATE();
+    case 29:
+      if (lookahead == 'd') ADVANCE(34);
+      END_STATE();
+    case 30:
+      if (lookahead == 'e') ADVANCE(37);
+      END_STATE();
+    case 31:
+      if (lookahead == 'e') ADVANCE(24);
+      END_STATE();
+    case 32:
+      if (lookahead == 'e') ADVANCE(57);
+      END_STATE();
+    case 33:
+      if (lookahead == 'e') ADVANCE(55);
+      END_STATE();
+    case 34:
+      if (lookahead == 'e') ADVANCE(56);
+      END_STATE();
+    case 35:
+      if (lookahead == 'i') ADVANCE(41);
+      END_STATE();
+    case 36:
+      if (lookahead == 'i') ADVANCE(29);
+      END_STATE();
+    case 37:
+      if (lookahead == 'l') ADVANCE(31);
+      END_STATE();
+    case 38:
+      if (lookahead == 'm') ADVANCE(33);
+      END_STATE();
+    case 39:
+      if (lookahead == 'm') ADVANCE(48);
+      END_STATE();
+    case 40:
+      if (lookahead == 'n') ADVANCE(53);
+      END_STATE();
+    case 41:
+      if (lookahead == 'n') ADVANCE(59);
+      END_STATE();
+    case 42:
+      if (lookahead == 'n') ADVANCE(28);
+      END_STATE();
+    case 43:
+      if (lookahead == 'o') ADVANCE(62);
+      END_STATE();
+    case 44:
+      if (lookahead == 'o') ADVANCE(40);
+      END_STATE();
+    case 45:
+      if (lookahead == 'o') ADVANCE(35);
+      END_STATE();
+    case 46:
+      if (lookahead == 'p') ADVANCE(123);
+      END_STATE();
+    case 47:
+      if (lookahead == 'p') ADVANCE(125);
+      END_STATE();
+    case 48:
+      if (lookahead == 'p') ADVANCE(135);
+      END_STATE();
+    case 49:
+      if (lookahead == 'p') ADVANCE(127);
+      END_STATE();
+    case 50:
+      if (lookahead == 'p') ADVANCE(45);
+      END_STATE();
+    case 51:
+      if (lookahead == 'r') ADVANCE(43);
+      END_STATE();
+    case 52:
+      if (lookahead == 'r') ADVANCE(32);
+      END_STATE();
+    case 53:
+      if (lookahead == 's') ADVANCE(61);
+      END_STATE();
+    case 54:
+      if (lookahead == 's') ADVANCE(220);
+      END_STATE();
+    case 55:
+      if (lookahead == 's') ADVANCE(231);
       END_STATE();
     case 56:
-      if (('0' <= lookahead && lookahead <= '9')) ADVANCE(215);
+      if (lookahead == 's') ADVANCE(228);
       END_STATE();
     case 57:
-      if (('0' <= lookahead && lookahead <= '9')) ADVANCE(124);
+      if (lookahead == 's') ADVANCE(54);
       END_STATE();
     case 58:
-      if (('0' <= lookahead && lookahead <= '9')) ADVANCE(226);
-      if (('A' <= lookahead && lookahead <= 'Z') ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(227);
+      if (lookahead == 't') ADVANCE(181);
       END_STATE();
     case 59:
-      if (('0' <= lookahead && lookahead <= '9') ||
-          ('A' <= lookahead && lookahead <= 'Z') ||
-          lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(110);
+      if (lookahead == 't') ADVANCE(225);
       END_STATE();
     case 60:
-      if (eof) ADVANCE(63);
-      if (lookahead == ',') ADVANCE(120);
-      if (lookahead == '-') ADVANCE(11);
-      if (lookahead == '/') ADVANCE(109);
-      if (lookahead == ';') ADVANCE(112);
-      if (lookahead == '{') ADVANCE(111);
-      if (lookahead == '}') ADVANCE(113);
-      if (lookahead == '\t' ||
-          lookahead == '\n' ||
-          lookahead == '\r' ||
-          lookahead == ' ' ||
-          lookahead == 0xfeff) SKIP(62);
-      if (('0' <= lookahead && lookahead <= '9') ||
-          ('A' <= lookahead && lookahead <= 'Z') ||
-          lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
+      if (lookahead == 't') ADVANCE(49);
       END_STATE();
     case 61:
-      if (eof) ADVANCE(63);
-      ADVANCE_MAP(
-        ',', 120,
-        '-', 11,
-        ';', 112,
-        '_', 108,
-        'a', 137,
-        'c', 151,
-        'e', 150,
-        'i', 130,
-        'p', 157,
-        's', 131,
-        't', 133,
-        'u', 135,
-        '{', 111,
-        '}', 113,
-        '.', 214,
-        ':', 214,
-      );
-      if (lookahead == '\t' ||
-          lookahead == '\n' ||
-          lookahead == '\r' ||
-          lookahead == ' ' ||
-          lookahead == 0xfeff) SKIP(61);
-      if (('A' <= lookahead && lookahead <= 'F') ||
-          ('b' <= lookahead && lookahead <= 'f')) ADVANCE(168);
-      if (('0' <= lookahead && lookahead <= '9')) ADVANCE(121);
-      if (('G' <= lookahead && lookahead <= 'Z') ||
-          ('g' <= lookahead && lookahead <= 'z')) ADVANCE(169);
+      if (lookahead == 'u') ADVANCE(38);
       END_STATE();
     case 62:
-      if (eof) ADVANCE(63);
-      if (lookahead == ',') ADVANCE(120);
-      if (lookahead == '-') ADVANCE(11);
-      if (lookahead == ';') ADVANCE(112);
-      if (lookahead == '{') ADVANCE(111);
-      if (lookahead == '}') ADVANCE(113);
-      if (lookahead == '\t' ||
-          lookahead == '\n' ||
-          lookahead == '\r' ||
-          lookahead == ' ' ||
-          lookahead == 0xfeff) SKIP(62);
+      if (lookahead == 'v') ADVANCE(36);
+      END_STATE();
+    case 63:
+      if (('0' <= lookahead && lookahead <= '9')) ADVANCE(224);
+      END_STATE();
+    case 64:
+      if (('0' <= lookahead && lookahead <= '9')) ADVANCE(235);
+      if (('A' <= lookahead && lookahead <= 'Z') ||
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(236);
+      END_STATE();
+    case 65:
+      if (('0' <= lookahead && lookahead <= '9')) ADVANCE(133);
+      END_STATE();
+    case 66:
       if (('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
-      END_STATE();
-    case 63:
-      ACCEPT_TOKEN(ts_builtin_sym_end);
-      END_STATE();
-    case 64:
-      ACCEPT_TOKEN(sym_name);
-      if (lookahead == '6') ADVANCE(128);
-      if (lookahead == '-' ||
-          ('0' <= lookahead && lookahead <= '9') ||
-          ('A' <= lookahead && lookahead <= 'Z') ||
-          lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
-      END_STATE();
-    case 65:
-      ACCEPT_TOKEN(sym_name);
-      if (lookahead == 'c') ADVANCE(83);
-      if (lookahead == 'p') ADVANCE(171);
-      if (lookahead == '-' ||
-          ('0' <= lookahead && lookahead <= '9') ||
-          ('A' <= lookahead && lookahead <= 'Z') ||
-          lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
-      END_STATE();
-    case 66:
-      ACCEPT_TOKEN(sym_name);
-      if (lookahead == 'c') ADVANCE(104);
-      if (lookahead == 'e') ADVANCE(81);
-      if (lookahead == '-' ||
-          ('0' <= lookahead && lookahead <= '9') ||
-          ('A' <= lookahead && lookahead <= 'Z') ||
-          lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(119);
       END_STATE();
     case 67:
-      ACCEPT_TOKEN(sym_name);
-      if (lookahead == 'c') ADVANCE(90);
-      if (lookahead == '-' ||
-          ('0' <= lookahead && lookahead <= '9') ||
-          ('A' <= lookahead && lookahead <= 'Z') ||
-          lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
+      if (eof) ADVANCE(72);
+      if (lookahead == '\n') SKIP(69);
       END_STATE();
     case 68:
-      ACCEPT_TOKEN(sym_name);
-      if (lookahead == 'c') ADVANCE(102);
-      if (lookahead == '-' ||
-          ('0' <= lookahead && lookahead <= '9') ||
-          ('A' <= lookahead && lookahead <= 'Z') ||
-          lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
+      if (eof) ADVANCE(72);
+      if (lookahead == '\n') SKIP(71);
       END_STATE();
     case 69:
-      ACCEPT_TOKEN(sym_name);
-      if (lookahead == 'd') ADVANCE(96);
-      if (lookahead == '-' ||
-          ('0' <= lookahead && lookahead <= '9') ||
-          ('A' <= lookahead && lookahead <= 'Z') ||
-          lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
+      if (eof) ADVANCE(72);
+      if (lookahead == '\r') SKIP(67);
+      if (lookahead == ',') ADVANCE(129);
+      if (lookahead == '-') ADVANCE(20);
+      if (lookahead == ';') ADVANCE(121);
+      if (lookahead == '_') ADVANCE(117);
+      if (lookahead == 'a') ADVANCE(146);
+      if (lookahead == 'c') ADVANCE(160);
+      if (lookahead == 'e') ADVANCE(159);
+      if (lookahead == 'i') ADVANCE(139);
+      if (lookahead == 'p') ADVANCE(166);
+      if (lookahead == 's') ADVANCE(140);
+      if (lookahead == 't') ADVANCE(142);
+      if (lookahead == 'u') ADVANCE(144);
+      if (lookahead == '{') ADVANCE(120);
+      if (lookahead == '}') ADVANCE(122);
+      if (lookahead == '.' ||
+          lookahead == ':') ADVANCE(223);
+      if (lookahead == '\t' ||
+          lookahead == '\n' ||
+          lookahead == ' ' ||
+          lookahead == 0xfeff) SKIP(69);
+      if (('A' <= lookahead && lookahead <= 'F') ||
+          ('b' <= lookahead && lookahead <= 'f')) ADVANCE(177);
+      if (('0' <= lookahead && lookahead <= '9')) ADVANCE(130);
+      if (('G' <= lookahead && lookahead <= 'Z') ||
+          ('g' <= lookahead && lookahead <= 'z')) ADVANCE(178);
       END_STATE();
     case 70:
-      ACCEPT_TOKEN(sym_name);
-      if (lookahead == 'd') ADVANCE(91);
-      if (lookahead == '-' ||
-          ('0' <= lookahead && lookahead <= '9') ||
+      if (eof) ADVANCE(72);
+      if (lookahead == '\r') SKIP(68);
+      if (lookahead == ',') ADVANCE(129);
+      if (lookahead == '-') ADVANCE(20);
+      if (lookahead == '/') ADVANCE(118);
+      if (lookahead == ';') ADVANCE(121);
+      if (lookahead == '{') ADVANCE(120);
+      if (lookahead == '}') ADVANCE(122);
+      if (lookahead == '\t' ||
+          lookahead == '\n' ||
+          lookahead == ' ' ||
+          lookahead == 0xfeff) SKIP(71);
+      if (('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
       END_STATE();
     case 71:
-      ACCEPT_TOKEN(sym_name);
-      if (lookahead == 'd') ADVANCE(69);
-      if (lookahead == '-' ||
-          ('0' <= lookahead && lookahead <= '9') ||
+      if (eof) ADVANCE(72);
+      if (lookahead == '\r') SKIP(68);
+      if (lookahead == ',') ADVANCE(129);
+      if (lookahead == '-') ADVANCE(20);
+      if (lookahead == ';') ADVANCE(121);
+      if (lookahead == '{') ADVANCE(120);
+      if (lookahead == '}') ADVANCE(122);
+      if (lookahead == '\t' ||
+          lookahead == '\n' ||
+          lookahead == ' ' ||
+          lookahead == 0xfeff) SKIP(71);
+      if (('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
       END_STATE();
     case 72:
+      ACCEPT_TOKEN(ts_builtin_sym_end);
+      END_STATE();
+    case 73:
       ACCEPT_TOKEN(sym_name);
-      if (lookahead == 'd') ADVANCE(94);
+      if (lookahead == '6') ADVANCE(137);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
       END_STATE();
-    case 73:
+    case 74:
+      ACCEPT_TOKEN(sym_name);
+      if (lookahead == 'c') ADVANCE(92);
+      if (lookahead == 'p') ADVANCE(180);
+      if (lookahead == '-' ||
+          ('0' <= lookahead && lookahead <= '9') ||
+          ('A' <= lookahead && lookahead <= 'Z') ||
+          lookahead == '_' ||
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
+      END_STATE();
+    case 75:
+      ACCEPT_TOKEN(sym_name);
+      if (lookahead == 'c') ADVANCE(113);
+      if (lookahead == 'e') ADVANCE(90);
+      if (lookahead == '-' ||
+          ('0' <= lookahead && lookahead <= '9') ||
+          ('A' <= lookahead && lookahead <= 'Z') ||
+          lookahead == '_' ||
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
+      END_STATE();
+    case 76:
+      ACCEPT_TOKEN(sym_name);
+      if (lookahead == 'c') ADVANCE(99);
+      if (lookahead == '-' ||
+          ('0' <= lookahead && lookahead <= '9') ||
+          ('A' <= lookahead && lookahead <= 'Z') ||
+          lookahead == '_' ||
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
+      END_STATE();
+    case 77:
+      ACCEPT_TOKEN(sym_name);
+      if (lookahead == 'c') ADVANCE(111);
+      if (lookahead == '-' ||
+          ('0' <= lookahead && lookahead <= '9') ||
+          ('A' <= lookahead && lookahead <= 'Z') ||
+          lookahead == '_' ||
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
+      END_STATE();
+    case 78:
+      ACCEPT_TOKEN(sym_name);
+      if (lookahead == 'd') ADVANCE(105);
+      if (lookahead == '-' ||
+          ('0' <= lookahead && lookahead <= '9') ||
+          ('A' <= lookahead && lookahead <= 'Z') ||
+          lookahead == '_' ||
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
+      END_STATE();
+    case 79:
+      ACCEPT_TOKEN(sym_name);
+      if (lookahead == 'd') ADVANCE(100);
+      if (lookahead == '-' ||
+          ('0' <= lookahead && lookahead <= '9') ||
+          ('A' <= lookahead && lookahead <= 'Z') ||
+          lookahead == '_' ||
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
+      END_STATE();
+    case 80:
       ACCEPT_TOKEN(sym_name);
       if (lookahead == 'd') ADVANCE(78);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
-      END_STATE();
-    case 74:
-      ACCEPT_TOKEN(sym_name);
-      if (lookahead == 'e') ADVANCE(81);
-      if (lookahead == '-' ||
-          ('0' <= lookahead && lookahead <= '9') ||
-          ('A' <= lookahead && lookahead <= 'Z') ||
-          lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
-      END_STATE();
-    case 75:
-      ACCEPT_TOKEN(sym_name);
-      if (lookahead == 'e') ADVANCE(68);
-      if (lookahead == '-' ||
-          ('0' <= lookahead && lookahead <= '9') ||
-          ('A' <= lookahead && lookahead <= 'Z') ||
-          lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
-      END_STATE();
-    case 76:
-      ACCEPT_TOKEN(sym_name);
-      if (lookahead == 'e') ADVANCE(101);
-      if (lookahead == '-' ||
-          ('0' <= lookahead && lookahead <= '9') ||
-          ('A' <= lookahead && lookahead <= 'Z') ||
-          lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
-      END_STATE();
-    case 77:
-      ACCEPT_TOKEN(sym_name);
-      if (lookahead == 'e') ADVANCE(99);
-      if (lookahead == '-' ||
-          ('0' <= lookahead && lookahead <= '9') ||
-          ('A' <= lookahead && lookahead <= 'Z') ||
-          lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
-      END_STATE();
-    case 78:
-      ACCEPT_TOKEN(sym_name);
-      if (lookahead == 'e') ADVANCE(100);
-      if (lookahead == '-' ||
-          ('0' <= lookahead && lookahead <= '9') ||
-          ('A' <= lookahead && lookahead <= 'Z') ||
-          lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
-      END_STATE();
-    case 79:
-      ACCEPT_TOKEN(sym_name);
-      if (lookahead == 'i') ADVANCE(85);
-      if (lookahead == '-' ||
-          ('0' <= lookahead && lookahead <= '9') ||
-          ('A' <= lookahead && lookahead <= 'Z') ||
-          lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
-      END_STATE();
-    case 80:
-      ACCEPT_TOKEN(sym_name);
-      if (lookahead == 'i') ADVANCE(73);
-      if (lookahead == '-' ||
-          ('0' <= lookahead && lookahead <= '9') ||
-          ('A' <= lookahead && lookahead <= 'Z') ||
-          lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
       END_STATE();
     case 81:
       ACCEPT_TOKEN(sym_name);
-      if (lookahead == 'l') ADVANCE(75);
+      if (lookahead == 'd') ADVANCE(103);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
       END_STATE();
     case 82:
       ACCEPT_TOKEN(sym_name);
-      if (lookahead == 'm') ADVANCE(77);
+      if (lookahead == 'd') ADVANCE(87);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
       END_STATE();
     case 83:
       ACCEPT_TOKEN(sym_name);
-      if (lookahead == 'm') ADVANCE(92);
+      if (lookahead == 'e') ADVANCE(90);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
       END_STATE();
     case 84:
       ACCEPT_TOKEN(sym_name);
-      if (lookahead == 'n') ADVANCE(97);
+      if (lookahead == 'e') ADVANCE(77);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
       END_STATE();
     case 85:
       ACCEPT_TOKEN(sym_name);
-      if (lookahead == 'n') ADVANCE(103);
+      if (lookahead == 'e') ADVANCE(110);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
       END_STATE();
     case 86:
       ACCEPT_TOKEN(sym_name);
-      if (lookahead == 'n') ADVANCE(72);
+      if (lookahead == 'e') ADVANCE(108);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
       END_STATE();
     case 87:
       ACCEPT_TOKEN(sym_name);
-      if (lookahead == 'o') ADVANCE(106);
+      if (lookahead == 'e') ADVANCE(109);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
       END_STATE();
     case 88:
       ACCEPT_TOKEN(sym_name);
-      if (lookahead == 'o') ADVANCE(84);
+      if (lookahead == 'i') ADVANCE(94);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
       END_STATE();
     case 89:
       ACCEPT_TOKEN(sym_name);
-      if (lookahead == 'o') ADVANCE(79);
+      if (lookahead == 'i') ADVANCE(82);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
       END_STATE();
     case 90:
       ACCEPT_TOKEN(sym_name);
-      if (lookahead == 'p') ADVANCE(115);
+      if (lookahead == 'l') ADVANCE(84);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
       END_STATE();
     case 91:
       ACCEPT_TOKEN(sym_name);
-      if (lookahead == 'p') ADVANCE(117);
+      if (lookahead == 'm') ADVANCE(86);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
       END_STATE();
     case 92:
       ACCEPT_TOKEN(sym_name);
-      if (lookahead == 'p') ADVANCE(125);
+      if (lookahead == 'm') ADVANCE(101);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
       END_STATE();
     case 93:
       ACCEPT_TOKEN(sym_name);
-      if (lookahead == 'p') ADVANCE(119);
+      if (lookahead == 'n') ADVANCE(106);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
       END_STATE();
     case 94:
       ACCEPT_TOKEN(sym_name);
-      if (lookahead == 'p') ADVANCE(89);
+      if (lookahead == 'n') ADVANCE(112);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
       END_STATE();
     case 95:
       ACCEPT_TOKEN(sym_name);
-      if (lookahead == 'r') ADVANCE(87);
+      if (lookahead == 'n') ADVANCE(81);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
       END_STATE();
     case 96:
       ACCEPT_TOKEN(sym_name);
-      if (lookahead == 'r') ADVANCE(76);
+      if (lookahead == 'o') ADVANCE(115);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
       END_STATE();
     case 97:
       ACCEPT_TOKEN(sym_name);
-      if (lookahead == 's') ADVANCE(105);
+      if (lookahead == 'o') ADVANCE(93);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
       END_STATE();
     case 98:
       ACCEPT_TOKEN(sym_name);
-      if (lookahead == 's') ADVANCE(212);
+      if (lookahead == 'o') ADVANCE(88);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
       END_STATE();
     case 99:
       ACCEPT_TOKEN(sym_name);
-      if (lookahead == 's') ADVANCE(223);
+      if (lookahead == 'p') ADVANCE(124);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
       END_STATE();
     case 100:
       ACCEPT_TOKEN(sym_name);
-      if (lookahead == 's') ADVANCE(220);
+      if (lookahead == 'p') ADVANCE(126);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
       END_STATE();
     case 101:
       ACCEPT_TOKEN(sym_name);
-      if (lookahead == 's') ADVANCE(98);
+      if (lookahead == 'p') ADVANCE(134);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
       END_STATE();
     case 102:
       ACCEPT_TOKEN(sym_name);
-      if (lookahead == 't') ADVANCE(173);
+      if (lookahead == 'p') ADVANCE(128);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
       END_STATE();
     case 103:
       ACCEPT_TOKEN(sym_name);
-      if (lookahead == 't') ADVANCE(217);
+      if (lookahead == 'p') ADVANCE(98);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
       END_STATE();
     case 104:
       ACCEPT_TOKEN(sym_name);
-      if (lookahead == 't') ADVANCE(93);
+      if (lookahead == 'r') ADVANCE(96);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
       END_STATE();
     case 105:
       ACCEPT_TOKEN(sym_name);
-      if (lookahead == 'u') ADVANCE(82);
+      if (lookahead == 'r') ADVANCE(85);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
       END_STATE();
     case 106:
       ACCEPT_TOKEN(sym_name);
-      if (lookahead == 'v') ADVANCE(80);
+      if (lookahead == 's') ADVANCE(114);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
       END_STATE();
     case 107:
       ACCEPT_TOKEN(sym_name);
+      if (lookahead == 's') ADVANCE(221);
+      if (lookahead == '-' ||
+          ('0' <= lookahead && lookahead <= '9') ||
+          ('A' <= lookahead && lookahead <= 'Z') ||
+          lookahead == '_' ||
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
+      END_STATE();
+    case 108:
+      ACCEPT_TOKEN(sym_name);
+      if (lookahead == 's') ADVANCE(232);
+      if (lookahead == '-' ||
+          ('0' <= lookahead && lookahead <= '9') ||
+          ('A' <= lookahead && lookahead <= 'Z') ||
+          lookahead == '_' ||
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
+      END_STATE();
+    case 109:
+      ACCEPT_TOKEN(sym_name);
+      if (lookahead == 's') ADVANCE(229);
+      if (lookahead == '-' ||
+          ('0' <= lookahead && lookahead <= '9') ||
+          ('A' <= lookahead && lookahead <= 'Z') ||
+          lookahead == '_' ||
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
+      END_STATE();
+    case 110:
+      ACCEPT_TOKEN(sym_name);
+      if (lookahead == 's') ADVANCE(107);
+      if (lookahead == '-' ||
+          ('0' <= lookahead && lookahead <= '9') ||
+          ('A' <= lookahead && lookahead <= 'Z') ||
+          lookahead == '_' ||
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
+      END_STATE();
+    case 111:
+      ACCEPT_TOKEN(sym_name);
+      if (lookahead == 't') ADVANCE(182);
+      if (lookahead == '-' ||
+          ('0' <= lookahead && lookahead <= '9') ||
+          ('A' <= lookahead && lookahead <= 'Z') ||
+          lookahead == '_' ||
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
+      END_STATE();
+    case 112:
+      ACCEPT_TOKEN(sym_name);
+      if (lookahead == 't') ADVANCE(226);
+      if (lookahead == '-' ||
+          ('0' <= lookahead && lookahead <= '9') ||
+          ('A' <= lookahead && lookahead <= 'Z') ||
+          lookahead == '_' ||
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
+      END_STATE();
+    case 113:
+      ACCEPT_TOKEN(sym_name);
+      if (lookahead == 't') ADVANCE(102);
+      if (lookahead == '-' ||
+          ('0' <= lookahead && lookahead <= '9') ||
+          ('A' <= lookahead && lookahead <= 'Z') ||
+          lookahead == '_' ||
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
+      END_STATE();
+    case 114:
+      ACCEPT_TOKEN(sym_name);
+      if (lookahead == 'u') ADVANCE(91);
+      if (lookahead == '-' ||
+          ('0' <= lookahead && lookahead <= '9') ||
+          ('A' <= lookahead && lookahead <= 'Z') ||
+          lookahead == '_' ||
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
+      END_STATE();
+    case 115:
+      ACCEPT_TOKEN(sym_name);
+      if (lookahead == 'v') ADVANCE(89);
+      if (lookahead == '-' ||
+          ('0' <= lookahead && lookahead <= '9') ||
+          ('A' <= lookahead && lookahead <= 'Z') ||
+          lookahead == '_' ||
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
+      END_STATE();
+    case 116:
+      ACCEPT_TOKEN(sym_name);
       if (lookahead == '.' ||
-          lookahead == ':') ADVANCE(214);
+          lookahead == ':') ADVANCE(223);
       if (('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'F') ||
-          ('a' <= lookahead && lookahead <= 'f')) ADVANCE(107);
+          ('a' <= lookahead && lookahead <= 'f')) ADVANCE(116);
       if (lookahead == '-' ||
           ('G' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('g' <= lookahead && lookahead <= 'z')) ADVANCE(108);
+          ('g' <= lookahead && lookahead <= 'z')) ADVANCE(117);
       END_STATE();
-    case 108:
+    case 117:
       ACCEPT_TOKEN(sym_name);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
       END_STATE();
-    case 109:
+    case 118:
       ACCEPT_TOKEN(anon_sym_SLASH);
       END_STATE();
-    case 110:
+    case 119:
       ACCEPT_TOKEN(aux_sym_qualified_name_token1);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(110);
-      END_STATE();
-    case 111:
-      ACCEPT_TOKEN(anon_sym_LBRACE);
-      END_STATE();
-    case 112:
-      ACCEPT_TOKEN(anon_sym_SEMI);
-      END_STATE();
-    case 113:
-      ACCEPT_TOKEN(anon_sym_RBRACE);
-      END_STATE();
-    case 114:
-      ACCEPT_TOKEN(anon_sym_tcp);
-      END_STATE();
-    case 115:
-      ACCEPT_TOKEN(anon_sym_tcp);
-      if (lookahead == '-' ||
-          ('0' <= lookahead && lookahead <= '9') ||
-          ('A' <= lookahead && lookahead <= 'Z') ||
-          lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
-      END_STATE();
-    case 116:
-      ACCEPT_TOKEN(anon_sym_udp);
-      END_STATE();
-    case 117:
-      ACCEPT_TOKEN(anon_sym_udp);
-      if (lookahead == '-' ||
-          ('0' <= lookahead && lookahead <= '9') ||
-          ('A' <= lookahead && lookahead <= 'Z') ||
-          lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
-      END_STATE();
-    case 118:
-      ACCEPT_TOKEN(anon_sym_sctp);
-      END_STATE();
-    case 119:
-      ACCEPT_TOKEN(anon_sym_sctp);
-      if (lookahead == '-' ||
-          ('0' <= lookahead && lookahead <= '9') ||
-          ('A' <= lookahead && lookahead <= 'Z') ||
-          lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(119);
       END_STATE();
     case 120:
-      ACCEPT_TOKEN(anon_sym_COMMA);
+      ACCEPT_TOKEN(anon_sym_LBRACE);
       END_STATE();
     case 121:
-      ACCEPT_TOKEN(sym_number);
-      if (('0' <= lookahead && lookahead <= '9')) ADVANCE(121);
+      ACCEPT_TOKEN(anon_sym_SEMI);
       END_STATE();
     case 122:
-      ACCEPT_TOKEN(anon_sym_DASH);
+      ACCEPT_TOKEN(anon_sym_RBRACE);
       END_STATE();
     case 123:
-      ACCEPT_TOKEN(anon_sym_DASH);
-      if (lookahead == '>') ADVANCE(225);
+      ACCEPT_TOKEN(anon_sym_tcp);
       END_STATE();
     case 124:
-      ACCEPT_TOKEN(aux_sym_port_range_token1);
-      if (('0' <= lookahead && lookahead <= '9')) ADVANCE(124);
+      ACCEPT_TOKEN(anon_sym_tcp);
+      if (lookahead == '-' ||
+          ('0' <= lookahead && lookahead <= '9') ||
+          ('A' <= lookahead && lookahead <= 'Z') ||
+          lookahead == '_' ||
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
       END_STATE();
     case 125:
-      ACCEPT_TOKEN(anon_sym_icmp);
-      if (lookahead == 'v') ADVANCE(64);
-      if (lookahead == '-' ||
-          ('0' <= lookahead && lookahead <= '9') ||
-          ('A' <= lookahead && lookahead <= 'Z') ||
-          lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
+      ACCEPT_TOKEN(anon_sym_udp);
       END_STATE();
     case 126:
-      ACCEPT_TOKEN(anon_sym_icmp);
-      if (lookahead == 'v') ADVANCE(9);
+      ACCEPT_TOKEN(anon_sym_udp);
+      if (lookahead == '-' ||
+          ('0' <= lookahead && lookahead <= '9') ||
+          ('A' <= lookahead && lookahead <= 'Z') ||
+          lookahead == '_' ||
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
       END_STATE();
     case 127:
-      ACCEPT_TOKEN(anon_sym_icmpv6);
+      ACCEPT_TOKEN(anon_sym_sctp);
       END_STATE();
     case 128:
+      ACCEPT_TOKEN(anon_sym_sctp);
+      if (lookahead == '-' ||
+          ('0' <= lookahead && lookahead <= '9') ||
+          ('A' <= lookahead && lookahead <= 'Z') ||
+          lookahead == '_' ||
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
+      END_STATE();
+    case 129:
+      ACCEPT_TOKEN(anon_sym_COMMA);
+      END_STATE();
+    case 130:
+      ACCEPT_TOKEN(sym_number);
+      if (('0' <= lookahead && lookahead <= '9')) ADVANCE(130);
+      END_STATE();
+    case 131:
+      ACCEPT_TOKEN(anon_sym_DASH);
+      END_STATE();
+    case 132:
+      ACCEPT_TOKEN(anon_sym_DASH);
+      if (lookahead == '>') ADVANCE(234);
+      END_STATE();
+    case 133:
+      ACCEPT_TOKEN(aux_sym_port_range_token1);
+      if (('0' <= lookahead && lookahead <= '9')) ADVANCE(133);
+      END_STATE();
+    case 134:
+      ACCEPT_TOKEN(anon_sym_icmp);
+      if (lookahead == 'v') ADVANCE(73);
+      if (lookahead == '-' ||
+          ('0' <= lookahead && lookahead <= '9') ||
+          ('A' <= lookahead && lookahead <= 'Z') ||
+          lookahead == '_' ||
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
+      END_STATE();
+    case 135:
+      ACCEPT_TOKEN(anon_sym_icmp);
+      if (lookahead == 'v') ADVANCE(19);
+      END_STATE();
+    case 136:
+      ACCEPT_TOKEN(anon_sym_icmpv6);
+      END_STATE();
+    case 137:
       ACCEPT_TOKEN(anon_sym_icmpv6);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
-      END_STATE();
-    case 129:
-      ACCEPT_TOKEN(sym_icmp_type);
-      if (lookahead == '6') ADVANCE(169);
-      if (lookahead == '-' ||
-          ('0' <= lookahead && lookahead <= '9') ||
-          ('A' <= lookahead && lookahead <= 'Z') ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(169);
-      END_STATE();
-    case 130:
-      ACCEPT_TOKEN(sym_icmp_type);
-      if (lookahead == 'c') ADVANCE(146);
-      if (lookahead == 'p') ADVANCE(169);
-      if (lookahead == '-' ||
-          ('0' <= lookahead && lookahead <= '9') ||
-          ('A' <= lookahead && lookahead <= 'Z') ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(169);
-      END_STATE();
-    case 131:
-      ACCEPT_TOKEN(sym_icmp_type);
-      if (lookahead == 'c') ADVANCE(163);
-      if (lookahead == 'e') ADVANCE(145);
-      if (lookahead == '-' ||
-          ('0' <= lookahead && lookahead <= '9') ||
-          ('A' <= lookahead && lookahead <= 'Z') ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(169);
-      END_STATE();
-    case 132:
-      ACCEPT_TOKEN(sym_icmp_type);
-      if (lookahead == 'c') ADVANCE(163);
-      if (lookahead == '-' ||
-          ('0' <= lookahead && lookahead <= '9') ||
-          ('A' <= lookahead && lookahead <= 'Z') ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(169);
-      END_STATE();
-    case 133:
-      ACCEPT_TOKEN(sym_icmp_type);
-      if (lookahead == 'c') ADVANCE(154);
-      if (lookahead == '-' ||
-          ('0' <= lookahead && lookahead <= '9') ||
-          ('A' <= lookahead && lookahead <= 'Z') ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(169);
-      END_STATE();
-    case 134:
-      ACCEPT_TOKEN(sym_icmp_type);
-      if (lookahead == 'c') ADVANCE(162);
-      if (lookahead == '-' ||
-          ('0' <= lookahead && lookahead <= '9') ||
-          ('A' <= lookahead && lookahead <= 'Z') ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(169);
-      END_STATE();
-    case 135:
-      ACCEPT_TOKEN(sym_icmp_type);
-      if (lookahead == 'd') ADVANCE(154);
-      if (lookahead == '-' ||
-          ('0' <= lookahead && lookahead <= '9') ||
-          ('A' <= lookahead && lookahead <= 'Z') ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(169);
-      END_STATE();
-    case 136:
-      ACCEPT_TOKEN(sym_icmp_type);
-      if (lookahead == 'd') ADVANCE(158);
-      if (('0' <= lookahead && lookahead <= '9') ||
-          ('A' <= lookahead && lookahead <= 'F') ||
-          ('a' <= lookahead && lookahead <= 'f')) ADVANCE(168);
-      if (lookahead == '-' ||
-          ('G' <= lookahead && lookahead <= 'Z') ||
-          ('g' <= lookahead && lookahead <= 'z')) ADVANCE(169);
-      END_STATE();
-    case 137:
-      ACCEPT_TOKEN(sym_icmp_type);
-      if (lookahead == 'd') ADVANCE(136);
-      if (('0' <= lookahead && lookahead <= '9') ||
-          ('A' <= lookahead && lookahead <= 'F') ||
-          ('a' <= lookahead && lookahead <= 'f')) ADVANCE(168);
-      if (lookahead == '-' ||
-          ('G' <= lookahead && lookahead <= 'Z') ||
-          ('g' <= lookahead && lookahead <= 'z')) ADVANCE(169);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
       END_STATE();
     case 138:
       ACCEPT_TOKEN(sym_icmp_type);
-      if (lookahead == 'd') ADVANCE(155);
+      if (lookahead == '6') ADVANCE(178);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(169);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(178);
       END_STATE();
     case 139:
       ACCEPT_TOKEN(sym_icmp_type);
-      if (lookahead == 'd') ADVANCE(142);
+      if (lookahead == 'c') ADVANCE(155);
+      if (lookahead == 'p') ADVANCE(178);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(169);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(178);
       END_STATE();
     case 140:
       ACCEPT_TOKEN(sym_icmp_type);
-      if (lookahead == 'e') ADVANCE(134);
+      if (lookahead == 'c') ADVANCE(172);
+      if (lookahead == 'e') ADVANCE(154);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(169);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(178);
       END_STATE();
     case 141:
       ACCEPT_TOKEN(sym_icmp_type);
-      if (lookahead == 'e') ADVANCE(161);
+      if (lookahead == 'c') ADVANCE(172);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(169);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(178);
       END_STATE();
     case 142:
       ACCEPT_TOKEN(sym_icmp_type);
-      if (lookahead == 'e') ADVANCE(159);
+      if (lookahead == 'c') ADVANCE(163);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(169);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(178);
       END_STATE();
     case 143:
       ACCEPT_TOKEN(sym_icmp_type);
-      if (lookahead == 'i') ADVANCE(139);
+      if (lookahead == 'c') ADVANCE(171);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(169);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(178);
       END_STATE();
     case 144:
       ACCEPT_TOKEN(sym_icmp_type);
-      if (lookahead == 'i') ADVANCE(149);
+      if (lookahead == 'd') ADVANCE(163);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(169);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(178);
       END_STATE();
     case 145:
       ACCEPT_TOKEN(sym_icmp_type);
-      if (lookahead == 'l') ADVANCE(140);
+      if (lookahead == 'd') ADVANCE(167);
+      if (('0' <= lookahead && lookahead <= '9') ||
+          ('A' <= lookahead && lookahead <= 'F') ||
+          ('a' <= lookahead && lookahead <= 'f')) ADVANCE(177);
       if (lookahead == '-' ||
-          ('0' <= lookahead && lookahead <= '9') ||
-          ('A' <= lookahead && lookahead <= 'Z') ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(169);
+          ('G' <= lookahead && lookahead <= 'Z') ||
+          ('g' <= lookahead && lookahead <= 'z')) ADVANCE(178);
       END_STATE();
     case 146:
       ACCEPT_TOKEN(sym_icmp_type);
-      if (lookahead == 'm') ADVANCE(156);
+      if (lookahead == 'd') ADVANCE(145);
+      if (('0' <= lookahead && lookahead <= '9') ||
+          ('A' <= lookahead && lookahead <= 'F') ||
+          ('a' <= lookahead && lookahead <= 'f')) ADVANCE(177);
       if (lookahead == '-' ||
-          ('0' <= lookahead && lookahead <= '9') ||
-          ('A' <= lookahead && lookahead <= 'Z') ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(169);
+          ('G' <= lookahead && lookahead <= 'Z') ||
+          ('g' <= lookahead && lookahead <= 'z')) ADVANCE(178);
       END_STATE();
     case 147:
       ACCEPT_TOKEN(sym_icmp_type);
-      if (lookahead == 'm') ADVANCE(142);
+      if (lookahead == 'd') ADVANCE(164);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(169);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(178);
       END_STATE();
     case 148:
       ACCEPT_TOKEN(sym_icmp_type);
-      if (lookahead == 'n') ADVANCE(160);
+      if (lookahead == 'd') ADVANCE(151);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(169);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(178);
       END_STATE();
     case 149:
       ACCEPT_TOKEN(sym_icmp_type);
-      if (lookahead == 'n') ADVANCE(162);
+      if (lookahead == 'e') ADVANCE(143);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(169);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(178);
       END_STATE();
     case 150:
       ACCEPT_TOKEN(sym_icmp_type);
-      if (lookahead == 'n') ADVANCE(138);
-      if (('0' <= lookahead && lookahead <= '9') ||
-          ('A' <= lookahead && lookahead <= 'F') ||
-          ('a' <= lookahead && lookahead <= 'f')) ADVANCE(168);
+      if (lookahead == 'e') ADVANCE(170);
       if (lookahead == '-' ||
-          ('G' <= lookahead && lookahead <= 'Z') ||
-          ('g' <= lookahead && lookahead <= 'z')) ADVANCE(169);
+          ('0' <= lookahead && lookahead <= '9') ||
+          ('A' <= lookahead && lookahead <= 'Z') ||
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(178);
       END_STATE();
     case 151:
       ACCEPT_TOKEN(sym_icmp_type);
-      if (lookahead == 'o') ADVANCE(148);
-      if (('0' <= lookahead && lookahead <= '9') ||
-          ('A' <= lookahead && lookahead <= 'F') ||
-          ('a' <= lookahead && lookahead <= 'f')) ADVANCE(168);
+      if (lookahead == 'e') ADVANCE(168);
       if (lookahead == '-' ||
-          ('G' <= lookahead && lookahead <= 'Z') ||
-          ('g' <= lookahead && lookahead <= 'z')) ADVANCE(169);
+          ('0' <= lookahead && lookahead <= '9') ||
+          ('A' <= lookahead && lookahead <= 'Z') ||
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(178);
       END_STATE();
     case 152:
       ACCEPT_TOKEN(sym_icmp_type);
-      if (lookahead == 'o') ADVANCE(165);
+      if (lookahead == 'i') ADVANCE(148);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(169);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(178);
       END_STATE();
     case 153:
       ACCEPT_TOKEN(sym_icmp_type);
-      if (lookahead == 'o') ADVANCE(144);
+      if (lookahead == 'i') ADVANCE(158);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(169);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(178);
       END_STATE();
     case 154:
       ACCEPT_TOKEN(sym_icmp_type);
-      if (lookahead == 'p') ADVANCE(169);
+      if (lookahead == 'l') ADVANCE(149);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(169);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(178);
       END_STATE();
     case 155:
       ACCEPT_TOKEN(sym_icmp_type);
-      if (lookahead == 'p') ADVANCE(153);
+      if (lookahead == 'm') ADVANCE(165);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(169);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(178);
       END_STATE();
     case 156:
       ACCEPT_TOKEN(sym_icmp_type);
-      if (lookahead == 'p') ADVANCE(166);
+      if (lookahead == 'm') ADVANCE(151);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(169);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(178);
       END_STATE();
     case 157:
       ACCEPT_TOKEN(sym_icmp_type);
-      if (lookahead == 'r') ADVANCE(152);
+      if (lookahead == 'n') ADVANCE(169);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(169);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(178);
       END_STATE();
     case 158:
       ACCEPT_TOKEN(sym_icmp_type);
-      if (lookahead == 'r') ADVANCE(141);
-      if (('0' <= lookahead && lookahead <= '9') ||
-          ('A' <= lookahead && lookahead <= 'F') ||
-          ('a' <= lookahead && lookahead <= 'f')) ADVANCE(168);
+      if (lookahead == 'n') ADVANCE(171);
       if (lookahead == '-' ||
-          ('G' <= lookahead && lookahead <= 'Z') ||
-          ('g' <= lookahead && lookahead <= 'z')) ADVANCE(169);
+          ('0' <= lookahead && lookahead <= '9') ||
+          ('A' <= lookahead && lookahead <= 'Z') ||
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(178);
       END_STATE();
     case 159:
       ACCEPT_TOKEN(sym_icmp_type);
-      if (lookahead == 's') ADVANCE(169);
+      if (lookahead == 'n') ADVANCE(147);
+      if (('0' <= lookahead && lookahead <= '9') ||
+          ('A' <= lookahead && lookahead <= 'F') ||
+          ('a' <= lookahead && lookahead <= 'f')) ADVANCE(177);
       if (lookahead == '-' ||
-          ('0' <= lookahead && lookahead <= '9') ||
-          ('A' <= lookahead && lookahead <= 'Z') ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(169);
+          ('G' <= lookahead && lookahead <= 'Z') ||
+          ('g' <= lookahead && lookahead <= 'z')) ADVANCE(178);
       END_STATE();
     case 160:
       ACCEPT_TOKEN(sym_icmp_type);
-      if (lookahead == 's') ADVANCE(164);
+      if (lookahead == 'o') ADVANCE(157);
+      if (('0' <= lookahead && lookahead <= '9') ||
+          ('A' <= lookahead && lookahead <= 'F') ||
+          ('a' <= lookahead && lookahead <= 'f')) ADVANCE(177);
       if (lookahead == '-' ||
-          ('0' <= lookahead && lookahead <= '9') ||
-          ('A' <= lookahead && lookahead <= 'Z') ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(169);
+          ('G' <= lookahead && lookahead <= 'Z') ||
+          ('g' <= lookahead && lookahead <= 'z')) ADVANCE(178);
       END_STATE();
     case 161:
       ACCEPT_TOKEN(sym_icmp_type);
-      if (lookahead == 's') ADVANCE(159);
+      if (lookahead == 'o') ADVANCE(174);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(169);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(178);
       END_STATE();
     case 162:
       ACCEPT_TOKEN(sym_icmp_type);
-      if (lookahead == 't') ADVANCE(169);
+      if (lookahead == 'o') ADVANCE(153);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(169);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(178);
       END_STATE();
     case 163:
       ACCEPT_TOKEN(sym_icmp_type);
-      if (lookahead == 't') ADVANCE(154);
+      if (lookahead == 'p') ADVANCE(178);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(169);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(178);
       END_STATE();
     case 164:
       ACCEPT_TOKEN(sym_icmp_type);
-      if (lookahead == 'u') ADVANCE(147);
+      if (lookahead == 'p') ADVANCE(162);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(169);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(178);
       END_STATE();
     case 165:
       ACCEPT_TOKEN(sym_icmp_type);
-      if (lookahead == 'v') ADVANCE(143);
+      if (lookahead == 'p') ADVANCE(175);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(169);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(178);
       END_STATE();
     case 166:
       ACCEPT_TOKEN(sym_icmp_type);
-      if (lookahead == 'v') ADVANCE(129);
+      if (lookahead == 'r') ADVANCE(161);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(169);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(178);
       END_STATE();
     case 167:
       ACCEPT_TOKEN(sym_icmp_type);
-      if (('0' <= lookahead && lookahead <= '9')) ADVANCE(167);
+      if (lookahead == 'r') ADVANCE(150);
+      if (('0' <= lookahead && lookahead <= '9') ||
+          ('A' <= lookahead && lookahead <= 'F') ||
+          ('a' <= lookahead && lookahead <= 'f')) ADVANCE(177);
+      if (lookahead == '-' ||
+          ('G' <= lookahead && lookahead <= 'Z') ||
+          ('g' <= lookahead && lookahead <= 'z')) ADVANCE(178);
       END_STATE();
     case 168:
       ACCEPT_TOKEN(sym_icmp_type);
-      if (('0' <= lookahead && lookahead <= '9') ||
-          ('A' <= lookahead && lookahead <= 'F') ||
-          ('a' <= lookahead && lookahead <= 'f')) ADVANCE(168);
+      if (lookahead == 's') ADVANCE(178);
       if (lookahead == '-' ||
-          ('G' <= lookahead && lookahead <= 'Z') ||
-          ('g' <= lookahead && lookahead <= 'z')) ADVANCE(169);
+          ('0' <= lookahead && lookahead <= '9') ||
+          ('A' <= lookahead && lookahead <= 'Z') ||
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(178);
       END_STATE();
     case 169:
+      ACCEPT_TOKEN(sym_icmp_type);
+      if (lookahead == 's') ADVANCE(173);
+      if (lookahead == '-' ||
+          ('0' <= lookahead && lookahead <= '9') ||
+          ('A' <= lookahead && lookahead <= 'Z') ||
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(178);
+      END_STATE();
+    case 170:
+      ACCEPT_TOKEN(sym_icmp_type);
+      if (lookahead == 's') ADVANCE(168);
+      if (lookahead == '-' ||
+          ('0' <= lookahead && lookahead <= '9') ||
+          ('A' <= lookahead && lookahead <= 'Z') ||
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(178);
+      END_STATE();
+    case 171:
+      ACCEPT_TOKEN(sym_icmp_type);
+      if (lookahead == 't') ADVANCE(178);
+      if (lookahead == '-' ||
+          ('0' <= lookahead && lookahead <= '9') ||
+          ('A' <= lookahead && lookahead <= 'Z') ||
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(178);
+      END_STATE();
+    case 172:
+      ACCEPT_TOKEN(sym_icmp_type);
+      if (lookahead == 't') ADVANCE(163);
+      if (lookahead == '-' ||
+          ('0' <= lookahead && lookahead <= '9') ||
+          ('A' <= lookahead && lookahead <= 'Z') ||
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(178);
+      END_STATE();
+    case 173:
+      ACCEPT_TOKEN(sym_icmp_type);
+      if (lookahead == 'u') ADVANCE(156);
+      if (lookahead == '-' ||
+          ('0' <= lookahead && lookahead <= '9') ||
+          ('A' <= lookahead && lookahead <= 'Z') ||
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(178);
+      END_STATE();
+    case 174:
+      ACCEPT_TOKEN(sym_icmp_type);
+      if (lookahead == 'v') ADVANCE(152);
+      if (lookahead == '-' ||
+          ('0' <= lookahead && lookahead <= '9') ||
+          ('A' <= lookahead && lookahead <= 'Z') ||
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(178);
+      END_STATE();
+    case 175:
+      ACCEPT_TOKEN(sym_icmp_type);
+      if (lookahead == 'v') ADVANCE(138);
+      if (lookahead == '-' ||
+          ('0' <= lookahead && lookahead <= '9') ||
+          ('A' <= lookahead && lookahead <= 'Z') ||
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(178);
+      END_STATE();
+    case 176:
+      ACCEPT_TOKEN(sym_icmp_type);
+      if (('0' <= lookahead && lookahead <= '9')) ADVANCE(176);
+      END_STATE();
+    case 177:
+      ACCEPT_TOKEN(sym_icmp_type);
+      if (('0' <= lookahead && lookahead <= '9') ||
+          ('A' <= lookahead && lookahead <= 'F') ||
+          ('a' <= lookahead && lookahead <= 'f')) ADVANCE(177);
+      if (lookahead == '-' ||
+          ('G' <= lookahead && lookahead <= 'Z') ||
+          ('g' <= lookahead && lookahead <= 'z')) ADVANCE(178);
+      END_STATE();
+    case 178:
       ACCEPT_TOKEN(sym_icmp_type);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(169);
-      END_STATE();
-    case 170:
-      ACCEPT_TOKEN(anon_sym_ip);
-      END_STATE();
-    case 171:
-      ACCEPT_TOKEN(anon_sym_ip);
-      if (lookahead == '-' ||
-          ('0' <= lookahead && lookahead <= '9') ||
-          ('A' <= lookahead && lookahead <= 'Z') ||
-          lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
-      END_STATE();
-    case 172:
-      ACCEPT_TOKEN(anon_sym_select);
-      END_STATE();
-    case 173:
-      ACCEPT_TOKEN(anon_sym_select);
-      if (lookahead == '-' ||
-          ('0' <= lookahead && lookahead <= '9') ||
-          ('A' <= lookahead && lookahead <= 'Z') ||
-          lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
-      END_STATE();
-    case 174:
-      ACCEPT_TOKEN(anon_sym_select);
-      if (lookahead == '-' ||
-          lookahead == '.' ||
-          ('0' <= lookahead && lookahead <= '9') ||
-          ('A' <= lookahead && lookahead <= 'Z') ||
-          lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(208);
-      END_STATE();
-    case 175:
-      ACCEPT_TOKEN(anon_sym_EQ);
-      END_STATE();
-    case 176:
-      ACCEPT_TOKEN(aux_sym_label_token1);
-      if (lookahead == 'c') ADVANCE(204);
-      if (lookahead == '-' ||
-          lookahead == '.' ||
-          ('0' <= lookahead && lookahead <= '9') ||
-          ('A' <= lookahead && lookahead <= 'Z') ||
-          lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(208);
-      END_STATE();
-    case 177:
-      ACCEPT_TOKEN(aux_sym_label_token1);
-      if (lookahead == 'd') ADVANCE(196);
-      if (lookahead == '-' ||
-          lookahead == '.' ||
-          ('0' <= lookahead && lookahead <= '9') ||
-          ('A' <= lookahead && lookahead <= 'Z') ||
-          lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(208);
-      END_STATE();
-    case 178:
-      ACCEPT_TOKEN(aux_sym_label_token1);
-      if (lookahead == 'd') ADVANCE(179);
-      if (lookahead == '-' ||
-          lookahead == '.' ||
-          ('0' <= lookahead && lookahead <= '9') ||
-          ('A' <= lookahead && lookahead <= 'Z') ||
-          lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(208);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(178);
       END_STATE();
     case 179:
-      ACCEPT_TOKEN(aux_sym_label_token1);
-      if (lookahead == 'd') ADVANCE(198);
-      if (lookahead == '-' ||
-          lookahead == '.' ||
-          ('0' <= lookahead && lookahead <= '9') ||
-          ('A' <= lookahead && lookahead <= 'Z') ||
-          lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(208);
+      ACCEPT_TOKEN(anon_sym_ip);
       END_STATE();
     case 180:
-      ACCEPT_TOKEN(aux_sym_label_token1);
-      if (lookahead == 'd') ADVANCE(185);
+      ACCEPT_TOKEN(anon_sym_ip);
       if (lookahead == '-' ||
-          lookahead == '.' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(208);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
       END_STATE();
     case 181:
-      ACCEPT_TOKEN(aux_sym_label_token1);
-      if (lookahead == 'e') ADVANCE(188);
-      if (lookahead == '-' ||
-          lookahead == '.' ||
-          ('0' <= lookahead && lookahead <= '9') ||
-          ('A' <= lookahead && lookahead <= 'Z') ||
-          lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(208);
+      ACCEPT_TOKEN(anon_sym_select);
       END_STATE();
     case 182:
-      ACCEPT_TOKEN(aux_sym_label_token1);
-      if (lookahead == 'e') ADVANCE(176);
+      ACCEPT_TOKEN(anon_sym_select);
       if (lookahead == '-' ||
-          lookahead == '.' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(208);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
       END_STATE();
     case 183:
-      ACCEPT_TOKEN(aux_sym_label_token1);
-      if (lookahead == 'e') ADVANCE(203);
+      ACCEPT_TOKEN(anon_sym_select);
       if (lookahead == '-' ||
           lookahead == '.' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(208);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(217);
       END_STATE();
     case 184:
-      ACCEPT_TOKEN(aux_sym_label_token1);
-      if (lookahead == 'e') ADVANCE(201);
-      if (lookahead == '-' ||
-          lookahead == '.' ||
-          ('0' <= lookahead && lookahead <= '9') ||
-          ('A' <= lookahead && lookahead <= 'Z') ||
-          lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(208);
+      ACCEPT_TOKEN(anon_sym_EQ);
       END_STATE();
     case 185:
       ACCEPT_TOKEN(aux_sym_label_token1);
-      if (lookahead == 'e') ADVANCE(202);
+      if (lookahead == 'c') ADVANCE(213);
       if (lookahead == '-' ||
           lookahead == '.' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(208);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(217);
       END_STATE();
     case 186:
       ACCEPT_TOKEN(aux_sym_label_token1);
-      if (lookahead == 'i') ADVANCE(191);
+      if (lookahead == 'd') ADVANCE(205);
       if (lookahead == '-' ||
           lookahead == '.' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(208);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(217);
       END_STATE();
     case 187:
       ACCEPT_TOKEN(aux_sym_label_token1);
-      if (lookahead == 'i') ADVANCE(180);
+      if (lookahead == 'd') ADVANCE(188);
       if (lookahead == '-' ||
           lookahead == '.' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(208);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(217);
       END_STATE();
     case 188:
       ACCEPT_TOKEN(aux_sym_label_token1);
-      if (lookahead == 'l') ADVANCE(182);
+      if (lookahead == 'd') ADVANCE(207);
       if (lookahead == '-' ||
           lookahead == '.' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(208);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(217);
       END_STATE();
     case 189:
       ACCEPT_TOKEN(aux_sym_label_token1);
-      if (lookahead == 'm') ADVANCE(184);
+      if (lookahead == 'd') ADVANCE(194);
       if (lookahead == '-' ||
           lookahead == '.' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(208);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(217);
       END_STATE();
     case 190:
       ACCEPT_TOKEN(aux_sym_label_token1);
-      if (lookahead == 'n') ADVANCE(199);
+      if (lookahead == 'e') ADVANCE(197);
       if (lookahead == '-' ||
           lookahead == '.' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(208);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(217);
       END_STATE();
     case 191:
       ACCEPT_TOKEN(aux_sym_label_token1);
-      if (lookahead == 'n') ADVANCE(205);
+      if (lookahead == 'e') ADVANCE(185);
       if (lookahead == '-' ||
           lookahead == '.' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(208);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(217);
       END_STATE();
     case 192:
       ACCEPT_TOKEN(aux_sym_label_token1);
-      if (lookahead == 'n') ADVANCE(177);
+      if (lookahead == 'e') ADVANCE(212);
       if (lookahead == '-' ||
           lookahead == '.' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(208);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(217);
       END_STATE();
     case 193:
       ACCEPT_TOKEN(aux_sym_label_token1);
-      if (lookahead == 'o') ADVANCE(207);
+      if (lookahead == 'e') ADVANCE(210);
       if (lookahead == '-' ||
           lookahead == '.' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(208);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(217);
       END_STATE();
     case 194:
       ACCEPT_TOKEN(aux_sym_label_token1);
-      if (lookahead == 'o') ADVANCE(190);
+      if (lookahead == 'e') ADVANCE(211);
       if (lookahead == '-' ||
           lookahead == '.' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(208);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(217);
       END_STATE();
     case 195:
       ACCEPT_TOKEN(aux_sym_label_token1);
-      if (lookahead == 'o') ADVANCE(186);
+      if (lookahead == 'i') ADVANCE(200);
       if (lookahead == '-' ||
           lookahead == '.' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(208);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(217);
       END_STATE();
     case 196:
       ACCEPT_TOKEN(aux_sym_label_token1);
-      if (lookahead == 'p') ADVANCE(195);
+      if (lookahead == 'i') ADVANCE(189);
       if (lookahead == '-' ||
           lookahead == '.' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(208);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(217);
       END_STATE();
     case 197:
       ACCEPT_TOKEN(aux_sym_label_token1);
-      if (lookahead == 'r') ADVANCE(193);
+      if (lookahead == 'l') ADVANCE(191);
       if (lookahead == '-' ||
           lookahead == '.' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(208);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(217);
       END_STATE();
     case 198:
       ACCEPT_TOKEN(aux_sym_label_token1);
-      if (lookahead == 'r') ADVANCE(183);
+      if (lookahead == 'm') ADVANCE(193);
       if (lookahead == '-' ||
           lookahead == '.' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(208);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(217);
       END_STATE();
     case 199:
       ACCEPT_TOKEN(aux_sym_label_token1);
-      if (lookahead == 's') ADVANCE(206);
+      if (lookahead == 'n') ADVANCE(208);
       if (lookahead == '-' ||
           lookahead == '.' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(208);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(217);
       END_STATE();
     case 200:
       ACCEPT_TOKEN(aux_sym_label_token1);
-      if (lookahead == 's') ADVANCE(213);
+      if (lookahead == 'n') ADVANCE(214);
       if (lookahead == '-' ||
           lookahead == '.' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(208);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(217);
       END_STATE();
     case 201:
       ACCEPT_TOKEN(aux_sym_label_token1);
-      if (lookahead == 's') ADVANCE(224);
+      if (lookahead == 'n') ADVANCE(186);
       if (lookahead == '-' ||
           lookahead == '.' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(208);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(217);
       END_STATE();
     case 202:
       ACCEPT_TOKEN(aux_sym_label_token1);
-      if (lookahead == 's') ADVANCE(221);
+      if (lookahead == 'o') ADVANCE(216);
       if (lookahead == '-' ||
           lookahead == '.' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(208);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(217);
       END_STATE();
     case 203:
       ACCEPT_TOKEN(aux_sym_label_token1);
-      if (lookahead == 's') ADVANCE(200);
+      if (lookahead == 'o') ADVANCE(199);
       if (lookahead == '-' ||
           lookahead == '.' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(208);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(217);
       END_STATE();
     case 204:
       ACCEPT_TOKEN(aux_sym_label_token1);
-      if (lookahead == 't') ADVANCE(174);
+      if (lookahead == 'o') ADVANCE(195);
       if (lookahead == '-' ||
           lookahead == '.' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(208);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(217);
       END_STATE();
     case 205:
       ACCEPT_TOKEN(aux_sym_label_token1);
-      if (lookahead == 't') ADVANCE(218);
+      if (lookahead == 'p') ADVANCE(204);
       if (lookahead == '-' ||
           lookahead == '.' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(208);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(217);
       END_STATE();
     case 206:
       ACCEPT_TOKEN(aux_sym_label_token1);
-      if (lookahead == 'u') ADVANCE(189);
+      if (lookahead == 'r') ADVANCE(202);
       if (lookahead == '-' ||
           lookahead == '.' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(208);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(217);
       END_STATE();
     case 207:
       ACCEPT_TOKEN(aux_sym_label_token1);
-      if (lookahead == 'v') ADVANCE(187);
+      if (lookahead == 'r') ADVANCE(192);
       if (lookahead == '-' ||
           lookahead == '.' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(208);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(217);
       END_STATE();
     case 208:
+      ACCEPT_TOKEN(aux_sym_label_token1);
+      if (lookahead == 's') ADVANCE(215);
+      if (lookahead == '-' ||
+          lookahead == '.' ||
+          ('0' <= lookahead && lookahead <= '9') ||
+          ('A' <= lookahead && lookahead <= 'Z') ||
+          lookahead == '_' ||
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(217);
+      END_STATE();
+    case 209:
+      ACCEPT_TOKEN(aux_sym_label_token1);
+      if (lookahead == 's') ADVANCE(222);
+      if (lookahead == '-' ||
+          lookahead == '.' ||
+          ('0' <= lookahead && lookahead <= '9') ||
+          ('A' <= lookahead && lookahead <= 'Z') ||
+          lookahead == '_' ||
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(217);
+      END_STATE();
+    case 210:
+      ACCEPT_TOKEN(aux_sym_label_token1);
+      if (lookahead == 's') ADVANCE(233);
+      if (lookahead == '-' ||
+          lookahead == '.' ||
+          ('0' <= lookahead && lookahead <= '9') ||
+          ('A' <= lookahead && lookahead <= 'Z') ||
+          lookahead == '_' ||
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(217);
+      END_STATE();
+    case 211:
+      ACCEPT_TOKEN(aux_sym_label_token1);
+      if (lookahead == 's') ADVANCE(230);
+      if (lookahead == '-' ||
+          lookahead == '.' ||
+          ('0' <= lookahead && lookahead <= '9') ||
+          ('A' <= lookahead && lookahead <= 'Z') ||
+          lookahead == '_' ||
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(217);
+      END_STATE();
+    case 212:
+      ACCEPT_TOKEN(aux_sym_label_token1);
+      if (lookahead == 's') ADVANCE(209);
+      if (lookahead == '-' ||
+          lookahead == '.' ||
+          ('0' <= lookahead && lookahead <= '9') ||
+          ('A' <= lookahead && lookahead <= 'Z') ||
+          lookahead == '_' ||
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(217);
+      END_STATE();
+    case 213:
+      ACCEPT_TOKEN(aux_sym_label_token1);
+      if (lookahead == 't') ADVANCE(183);
+      if (lookahead == '-' ||
+          lookahead == '.' ||
+          ('0' <= lookahead && lookahead <= '9') ||
+          ('A' <= lookahead && lookahead <= 'Z') ||
+          lookahead == '_' ||
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(217);
+      END_STATE();
+    case 214:
+      ACCEPT_TOKEN(aux_sym_label_token1);
+      if (lookahead == 't') ADVANCE(227);
+      if (lookahead == '-' ||
+          lookahead == '.' ||
+          ('0' <= lookahead && lookahead <= '9') ||
+          ('A' <= lookahead && lookahead <= 'Z') ||
+          lookahead == '_' ||
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(217);
+      END_STATE();
+    case 215:
+      ACCEPT_TOKEN(aux_sym_label_token1);
+      if (lookahead == 'u') ADVANCE(198);
+      if (lookahead == '-' ||
+          lookahead == '.' ||
+          ('0' <= lookahead && lookahead <= '9') ||
+          ('A' <= lookahead && lookahead <= 'Z') ||
+          lookahead == '_' ||
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(217);
+      END_STATE();
+    case 216:
+      ACCEPT_TOKEN(aux_sym_label_token1);
+      if (lookahead == 'v') ADVANCE(196);
+      if (lookahead == '-' ||
+          lookahead == '.' ||
+          ('0' <= lookahead && lookahead <= '9') ||
+          ('A' <= lookahead && lookahead <= 'Z') ||
+          lookahead == '_' ||
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(217);
+      END_STATE();
+    case 217:
       ACCEPT_TOKEN(aux_sym_label_token1);
       if (lookahead == '-' ||
           lookahead == '.' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(208);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(217);
       END_STATE();
-    case 209:
+    case 218:
       ACCEPT_TOKEN(aux_sym_label_token2);
       END_STATE();
-    case 210:
+    case 219:
       ACCEPT_TOKEN(sym_label_key);
       if (('-' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(210);
-      END_STATE();
-    case 211:
-      ACCEPT_TOKEN(anon_sym_address);
-      END_STATE();
-    case 212:
-      ACCEPT_TOKEN(anon_sym_address);
-      if (lookahead == '-' ||
-          ('0' <= lookahead && lookahead <= '9') ||
-          ('A' <= lookahead && lookahead <= 'Z') ||
-          lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
-      END_STATE();
-    case 213:
-      ACCEPT_TOKEN(anon_sym_address);
-      if (lookahead == '-' ||
-          lookahead == '.' ||
-          ('0' <= lookahead && lookahead <= '9') ||
-          ('A' <= lookahead && lookahead <= 'Z') ||
-          lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(208);
-      END_STATE();
-    case 214:
-      ACCEPT_TOKEN(sym_cidr);
-      if (lookahead == '/') ADVANCE(56);
-      if (('.' <= lookahead && lookahead <= ':') ||
-          ('A' <= lookahead && lookahead <= 'F') ||
-          ('a' <= lookahead && lookahead <= 'f')) ADVANCE(214);
-      END_STATE();
-    case 215:
-      ACCEPT_TOKEN(sym_cidr);
-      if (('0' <= lookahead && lookahead <= '9')) ADVANCE(215);
-      END_STATE();
-    case 216:
-      ACCEPT_TOKEN(anon_sym_endpoint);
-      END_STATE();
-    case 217:
-      ACCEPT_TOKEN(anon_sym_endpoint);
-      if (lookahead == '-' ||
-          ('0' <= lookahead && lookahead <= '9') ||
-          ('A' <= lookahead && lookahead <= 'Z') ||
-          lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
-      END_STATE();
-    case 218:
-      ACCEPT_TOKEN(anon_sym_endpoint);
-      if (lookahead == '-' ||
-          lookahead == '.' ||
-          ('0' <= lookahead && lookahead <= '9') ||
-          ('A' <= lookahead && lookahead <= 'Z') ||
-          lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(208);
-      END_STATE();
-    case 219:
-      ACCEPT_TOKEN(anon_sym_provides);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(219);
       END_STATE();
     case 220:
-      ACCEPT_TOKEN(anon_sym_provides);
-      if (lookahead == '-' ||
-          ('0' <= lookahead && lookahead <= '9') ||
-          ('A' <= lookahead && lookahead <= 'Z') ||
-          lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
+      ACCEPT_TOKEN(anon_sym_address);
       END_STATE();
     case 221:
+      ACCEPT_TOKEN(anon_sym_address);
+      if (lookahead == '-' ||
+          ('0' <= lookahead && lookahead <= '9') ||
+          ('A' <= lookahead && lookahead <= 'Z') ||
+          lookahead == '_' ||
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
+      END_STATE();
+    case 222:
+      ACCEPT_TOKEN(anon_sym_address);
+      if (lookahead == '-' ||
+          lookahead == '.' ||
+          ('0' <= lookahead && lookahead <= '9') ||
+          ('A' <= lookahead && lookahead <= 'Z') ||
+          lookahead == '_' ||
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(217);
+      END_STATE();
+    case 223:
+      ACCEPT_TOKEN(sym_cidr);
+      if (lookahead == '/') ADVANCE(63);
+      if (('.' <= lookahead && lookahead <= ':') ||
+          ('A' <= lookahead && lookahead <= 'F') ||
+          ('a' <= lookahead && lookahead <= 'f')) ADVANCE(223);
+      END_STATE();
+    case 224:
+      ACCEPT_TOKEN(sym_cidr);
+      if (('0' <= lookahead && lookahead <= '9')) ADVANCE(224);
+      END_STATE();
+    case 225:
+      ACCEPT_TOKEN(anon_sym_endpoint);
+      END_STATE();
+    case 226:
+      ACCEPT_TOKEN(anon_sym_endpoint);
+      if (lookahead == '-' ||
+          ('0' <= lookahead && lookahead <= '9') ||
+          ('A' <= lookahead && lookahead <= 'Z') ||
+          lookahead == '_' ||
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
+      END_STATE();
+    case 227:
+      ACCEPT_TOKEN(anon_sym_endpoint);
+      if (lookahead == '-' ||
+          lookahead == '.' ||
+          ('0' <= lookahead && lookahead <= '9') ||
+          ('A' <= lookahead && lookahead <= 'Z') ||
+          lookahead == '_' ||
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(217);
+      END_STATE();
+    case 228:
+      ACCEPT_TOKEN(anon_sym_provides);
+      END_STATE();
+    case 229:
+      ACCEPT_TOKEN(anon_sym_provides);
+      if (lookahead == '-' ||
+          ('0' <= lookahead && lookahead <= '9') ||
+          ('A' <= lookahead && lookahead <= 'Z') ||
+          lookahead == '_' ||
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
+      END_STATE();
+    case 230:
       ACCEPT_TOKEN(anon_sym_provides);
       if (lookahead == '-' ||
           lookahead == '.' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(208);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(217);
       END_STATE();
-    case 222:
+    case 231:
       ACCEPT_TOKEN(anon_sym_consumes);
       END_STATE();
-    case 223:
+    case 232:
       ACCEPT_TOKEN(anon_sym_consumes);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(108);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(117);
       END_STATE();
-    case 224:
+    case 233:
       ACCEPT_TOKEN(anon_sym_consumes);
       if (lookahead == '-' ||
           lookahead == '.' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
           lookahead == '_' ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(208);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(217);
       END_STATE();
-    case 225:
+    case 234:
       ACCEPT_TOKEN(anon_sym_DASH_GT);
       END_STATE();
-    case 226:
+    case 235:
       ACCEPT_TOKEN(aux_sym_probe_token1);
-      if (('0' <= lookahead && lookahead <= '9')) ADVANCE(226);
+      if (('0' <= lookahead && lookahead <= '9')) ADVANCE(235);
       END_STATE();
-    case 227:
+    case 236:
       ACCEPT_TOKEN(aux_sym_probe_token1);
       if (lookahead == '-' ||
           ('0' <= lookahead && lookahead <= '9') ||
           ('A' <= lookahead && lookahead <= 'Z') ||
-          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(227);
+          ('a' <= lookahead && lookahead <= 'z')) ADVANCE(236);
       END_STATE();
     default:
       return false;
@@ -2877,300 +2947,385 @@ static bool ts_lex_keywords(TSLexer *lexer, TSStateId state) {
   eof = lexer->eof(lexer);
   switch (state) {
     case 0:
-      ADVANCE_MAP(
-        'a', 1,
-        'c', 2,
-        'd', 3,
-        'e', 4,
-        'f', 5,
-        'g', 6,
-        'i', 7,
-        'l', 8,
-        'p', 9,
-        's', 10,
-        't', 11,
-      );
+      if (lookahead == '\r') SKIP(1);
+      if (lookahead == 'a') ADVANCE(2);
+      if (lookahead == 'b') ADVANCE(3);
+      if (lookahead == 'c') ADVANCE(4);
+      if (lookahead == 'd') ADVANCE(5);
+      if (lookahead == 'e') ADVANCE(6);
+      if (lookahead == 'f') ADVANCE(7);
+      if (lookahead == 'g') ADVANCE(8);
+      if (lookahead == 'i') ADVANCE(9);
+      if (lookahead == 'l') ADVANCE(10);
+      if (lookahead == 'p') ADVANCE(11);
+      if (lookahead == 's') ADVANCE(12);
+      if (lookahead == 't') ADVANCE(13);
+      if (lookahead == 'u') ADVANCE(14);
       if (lookahead == '\t' ||
           lookahead == '\n' ||
-          lookahead == '\r' ||
           lookahead == ' ' ||
           lookahead == 0xfeff) SKIP(0);
       END_STATE();
     case 1:
-      if (lookahead == 'l') ADVANCE(12);
-      if (lookahead == 'n') ADVANCE(13);
-      if (lookahead == 's') ADVANCE(14);
+      if (lookahead == '\n') SKIP(0);
       END_STATE();
     case 2:
-      if (lookahead == 'o') ADVANCE(15);
+      if (lookahead == 'l') ADVANCE(15);
+      if (lookahead == 'n') ADVANCE(16);
+      if (lookahead == 's') ADVANCE(17);
       END_STATE();
     case 3:
-      if (lookahead == 'e') ADVANCE(16);
+      if (lookahead == 'o') ADVANCE(18);
       END_STATE();
     case 4:
-      if (lookahead == 'x') ADVANCE(17);
+      if (lookahead == 'o') ADVANCE(19);
       END_STATE();
     case 5:
-      if (lookahead == 'i') ADVANCE(18);
+      if (lookahead == 'e') ADVANCE(20);
       END_STATE();
     case 6:
-      if (lookahead == 'l') ADVANCE(19);
-      if (lookahead == 'r') ADVANCE(20);
+      if (lookahead == 'x') ADVANCE(21);
       END_STATE();
     case 7:
-      if (lookahead == 's') ADVANCE(21);
+      if (lookahead == 'i') ADVANCE(22);
       END_STATE();
     case 8:
-      if (lookahead == 'a') ADVANCE(22);
-      if (lookahead == 'o') ADVANCE(23);
+      if (lookahead == 'l') ADVANCE(23);
+      if (lookahead == 'r') ADVANCE(24);
       END_STATE();
     case 9:
-      if (lookahead == 'e') ADVANCE(24);
+      if (lookahead == 's') ADVANCE(25);
       END_STATE();
     case 10:
-      if (lookahead == 'u') ADVANCE(25);
+      if (lookahead == 'a') ADVANCE(26);
+      if (lookahead == 'o') ADVANCE(27);
       END_STATE();
     case 11:
-      if (lookahead == 'e') ADVANCE(26);
+      if (lookahead == 'e') ADVANCE(28);
+      if (lookahead == 'r') ADVANCE(29);
       END_STATE();
     case 12:
-      if (lookahead == 'l') ADVANCE(27);
+      if (lookahead == 'u') ADVANCE(30);
       END_STATE();
     case 13:
-      if (lookahead == 'y') ADVANCE(28);
+      if (lookahead == 'e') ADVANCE(31);
       END_STATE();
     case 14:
-      if (lookahead == 's') ADVANCE(29);
+      if (lookahead == 'n') ADVANCE(32);
       END_STATE();
     case 15:
-      if (lookahead == 'n') ADVANCE(30);
+      if (lookahead == 'l') ADVANCE(33);
       END_STATE();
     case 16:
-      if (lookahead == 'n') ADVANCE(31);
+      if (lookahead == 'y') ADVANCE(34);
       END_STATE();
     case 17:
-      if (lookahead == 'c') ADVANCE(32);
-      if (lookahead == 't') ADVANCE(33);
+      if (lookahead == 's') ADVANCE(35);
       END_STATE();
     case 18:
-      if (lookahead == 'l') ADVANCE(34);
+      if (lookahead == 't') ADVANCE(36);
       END_STATE();
     case 19:
-      if (lookahead == 'o') ADVANCE(35);
+      if (lookahead == 'n') ADVANCE(37);
       END_STATE();
     case 20:
-      if (lookahead == 'o') ADVANCE(36);
+      if (lookahead == 'n') ADVANCE(38);
       END_STATE();
     case 21:
-      if (lookahead == 'o') ADVANCE(37);
+      if (lookahead == 'c') ADVANCE(39);
+      if (lookahead == 't') ADVANCE(40);
       END_STATE();
     case 22:
-      if (lookahead == 'b') ADVANCE(38);
+      if (lookahead == 'l') ADVANCE(41);
       END_STATE();
     case 23:
-      if (lookahead == 'g') ADVANCE(39);
+      if (lookahead == 'o') ADVANCE(42);
       END_STATE();
     case 24:
-      if (lookahead == 'r') ADVANCE(40);
-      END_STATE();
-    case 25:
-      if (lookahead == 'b') ADVANCE(41);
-      END_STATE();
-    case 26:
-      if (lookahead == 'n') ADVANCE(42);
-      END_STATE();
-    case 27:
       if (lookahead == 'o') ADVANCE(43);
       END_STATE();
+    case 25:
+      if (lookahead == 'o') ADVANCE(44);
+      END_STATE();
+    case 26:
+      if (lookahead == 'b') ADVANCE(45);
+      END_STATE();
+    case 27:
+      if (lookahead == 'g') ADVANCE(46);
+      END_STATE();
     case 28:
-      ACCEPT_TOKEN(anon_sym_any);
+      if (lookahead == 'r') ADVANCE(47);
       END_STATE();
     case 29:
-      if (lookahead == 'e') ADVANCE(44);
-      END_STATE();
-    case 30:
-      if (lookahead == 't') ADVANCE(45);
-      END_STATE();
-    case 31:
-      if (lookahead == 'y') ADVANCE(46);
-      END_STATE();
-    case 32:
-      if (lookahead == 'e') ADVANCE(47);
-      END_STATE();
-    case 33:
       if (lookahead == 'e') ADVANCE(48);
       END_STATE();
+    case 30:
+      if (lookahead == 'b') ADVANCE(49);
+      END_STATE();
+    case 31:
+      if (lookahead == 'n') ADVANCE(50);
+      END_STATE();
+    case 32:
+      if (lookahead == 'e') ADVANCE(51);
+      END_STATE();
+    case 33:
+      if (lookahead == 'o') ADVANCE(52);
+      END_STATE();
     case 34:
-      if (lookahead == 't') ADVANCE(49);
+      ACCEPT_TOKEN(anon_sym_any);
       END_STATE();
     case 35:
-      if (lookahead == 'b') ADVANCE(50);
-      END_STATE();
-    case 36:
-      if (lookahead == 'u') ADVANCE(51);
-      END_STATE();
-    case 37:
-      if (lookahead == 'l') ADVANCE(52);
-      END_STATE();
-    case 38:
       if (lookahead == 'e') ADVANCE(53);
       END_STATE();
+    case 36:
+      if (lookahead == 'h') ADVANCE(54);
+      END_STATE();
+    case 37:
+      if (lookahead == 't') ADVANCE(55);
+      END_STATE();
+    case 38:
+      if (lookahead == 'y') ADVANCE(56);
+      END_STATE();
     case 39:
-      ACCEPT_TOKEN(anon_sym_log);
+      if (lookahead == 'e') ADVANCE(57);
       END_STATE();
     case 40:
-      if (lookahead == 'm') ADVANCE(54);
+      if (lookahead == 'e') ADVANCE(58);
       END_STATE();
     case 41:
-      if (lookahead == 'j') ADVANCE(55);
+      if (lookahead == 't') ADVANCE(59);
       END_STATE();
     case 42:
-      if (lookahead == 'a') ADVANCE(56);
+      if (lookahead == 'b') ADVANCE(60);
       END_STATE();
     case 43:
-      if (lookahead == 'w') ADVANCE(57);
+      if (lookahead == 'u') ADVANCE(61);
       END_STATE();
     case 44:
-      if (lookahead == 'r') ADVANCE(58);
+      if (lookahead == 'l') ADVANCE(62);
       END_STATE();
     case 45:
-      if (lookahead == 'r') ADVANCE(59);
-      END_STATE();
-    case 46:
-      ACCEPT_TOKEN(anon_sym_deny);
-      END_STATE();
-    case 47:
-      if (lookahead == 'p') ADVANCE(60);
-      END_STATE();
-    case 48:
-      if (lookahead == 'n') ADVANCE(61);
-      if (lookahead == 'r') ADVANCE(62);
-      END_STATE();
-    case 49:
       if (lookahead == 'e') ADVANCE(63);
       END_STATE();
+    case 46:
+      ACCEPT_TOKEN(anon_sym_log);
+      END_STATE();
+    case 47:
+      if (lookahead == 'm') ADVANCE(64);
+      END_STATE();
+    case 48:
+      if (lookahead == 'f') ADVANCE(65);
+      END_STATE();
+    case 49:
+      if (lookahead == 'j') ADVANCE(66);
+      END_STATE();
     case 50:
-      if (lookahead == 'a') ADVANCE(64);
+      if (lookahead == 'a') ADVANCE(67);
       END_STATE();
     case 51:
-      if (lookahead == 'p') ADVANCE(65);
+      if (lookahead == 'n') ADVANCE(68);
       END_STATE();
     case 52:
-      if (lookahead == 'a') ADVANCE(66);
+      if (lookahead == 'w') ADVANCE(69);
       END_STATE();
     case 53:
-      if (lookahead == 'l') ADVANCE(67);
+      if (lookahead == 'r') ADVANCE(70);
       END_STATE();
     case 54:
-      if (lookahead == 'i') ADVANCE(68);
+      if (lookahead == '-') ADVANCE(71);
       END_STATE();
     case 55:
-      if (lookahead == 'e') ADVANCE(69);
+      if (lookahead == 'r') ADVANCE(72);
       END_STATE();
     case 56:
-      if (lookahead == 'n') ADVANCE(70);
+      ACCEPT_TOKEN(anon_sym_deny);
       END_STATE();
     case 57:
-      ACCEPT_TOKEN(anon_sym_allow);
+      if (lookahead == 'p') ADVANCE(73);
       END_STATE();
     case 58:
-      if (lookahead == 't') ADVANCE(71);
+      if (lookahead == 'n') ADVANCE(74);
+      if (lookahead == 'r') ADVANCE(75);
       END_STATE();
     case 59:
-      if (lookahead == 'a') ADVANCE(72);
+      if (lookahead == 'e') ADVANCE(76);
       END_STATE();
     case 60:
-      if (lookahead == 't') ADVANCE(73);
+      if (lookahead == 'a') ADVANCE(77);
       END_STATE();
     case 61:
-      if (lookahead == 'd') ADVANCE(74);
+      if (lookahead == 'p') ADVANCE(78);
       END_STATE();
     case 62:
-      if (lookahead == 'n') ADVANCE(75);
+      if (lookahead == 'a') ADVANCE(79);
       END_STATE();
     case 63:
-      if (lookahead == 'r') ADVANCE(76);
+      if (lookahead == 'l') ADVANCE(80);
       END_STATE();
     case 64:
-      if (lookahead == 'l') ADVANCE(77);
+      if (lookahead == 'i') ADVANCE(81);
       END_STATE();
     case 65:
-      ACCEPT_TOKEN(anon_sym_group);
+      if (lookahead == 'e') ADVANCE(82);
       END_STATE();
     case 66:
-      if (lookahead == 't') ADVANCE(78);
+      if (lookahead == 'e') ADVANCE(83);
       END_STATE();
     case 67:
-      if (lookahead == 's') ADVANCE(79);
+      if (lookahead == 'n') ADVANCE(84);
       END_STATE();
     case 68:
-      if (lookahead == 't') ADVANCE(80);
+      if (lookahead == 'f') ADVANCE(85);
       END_STATE();
     case 69:
-      if (lookahead == 'c') ADVANCE(81);
+      ACCEPT_TOKEN(anon_sym_allow);
       END_STATE();
     case 70:
-      if (lookahead == 't') ADVANCE(82);
+      if (lookahead == 't') ADVANCE(86);
       END_STATE();
     case 71:
-      ACCEPT_TOKEN(anon_sym_assert);
+      if (lookahead == 'w') ADVANCE(87);
       END_STATE();
     case 72:
-      if (lookahead == 'c') ADVANCE(83);
+      if (lookahead == 'a') ADVANCE(88);
       END_STATE();
     case 73:
-      ACCEPT_TOKEN(anon_sym_except);
+      if (lookahead == 't') ADVANCE(89);
       END_STATE();
     case 74:
-      if (lookahead == 's') ADVANCE(84);
-      END_STATE();
-    case 75:
-      if (lookahead == 'a') ADVANCE(85);
-      END_STATE();
-    case 76:
-      ACCEPT_TOKEN(anon_sym_filter);
-      END_STATE();
-    case 77:
-      ACCEPT_TOKEN(anon_sym_global);
-      END_STATE();
-    case 78:
-      if (lookahead == 'e') ADVANCE(86);
-      END_STATE();
-    case 79:
-      ACCEPT_TOKEN(anon_sym_labels);
-      END_STATE();
-    case 80:
-      ACCEPT_TOKEN(anon_sym_permit);
-      END_STATE();
-    case 81:
-      if (lookahead == 't') ADVANCE(87);
-      END_STATE();
-    case 82:
-      ACCEPT_TOKEN(anon_sym_tenant);
-      END_STATE();
-    case 83:
-      if (lookahead == 't') ADVANCE(88);
-      END_STATE();
-    case 84:
-      ACCEPT_TOKEN(anon_sym_extends);
-      END_STATE();
-    case 85:
-      if (lookahead == 'l') ADVANCE(89);
-      END_STATE();
-    case 86:
       if (lookahead == 'd') ADVANCE(90);
       END_STATE();
+    case 75:
+      if (lookahead == 'n') ADVANCE(91);
+      END_STATE();
+    case 76:
+      if (lookahead == 'r') ADVANCE(92);
+      END_STATE();
+    case 77:
+      if (lookahead == 'l') ADVANCE(93);
+      END_STATE();
+    case 78:
+      ACCEPT_TOKEN(anon_sym_group);
+      END_STATE();
+    case 79:
+      if (lookahead == 't') ADVANCE(94);
+      END_STATE();
+    case 80:
+      if (lookahead == 's') ADVANCE(95);
+      END_STATE();
+    case 81:
+      if (lookahead == 't') ADVANCE(96);
+      END_STATE();
+    case 82:
+      if (lookahead == 'r') ADVANCE(97);
+      END_STATE();
+    case 83:
+      if (lookahead == 'c') ADVANCE(98);
+      END_STATE();
+    case 84:
+      if (lookahead == 't') ADVANCE(99);
+      END_STATE();
+    case 85:
+      if (lookahead == 'o') ADVANCE(100);
+      END_STATE();
+    case 86:
+      ACCEPT_TOKEN(anon_sym_assert);
+      END_STATE();
     case 87:
-      ACCEPT_TOKEN(anon_sym_subject);
+      if (lookahead == 'a') ADVANCE(101);
       END_STATE();
     case 88:
-      ACCEPT_TOKEN(anon_sym_contract);
+      if (lookahead == 'c') ADVANCE(102);
       END_STATE();
     case 89:
-      ACCEPT_TOKEN(anon_sym_external);
+      ACCEPT_TOKEN(anon_sym_except);
       END_STATE();
     case 90:
+      if (lookahead == 's') ADVANCE(103);
+      END_STATE();
+    case 91:
+      if (lookahead == 'a') ADVANCE(104);
+      END_STATE();
+    case 92:
+      ACCEPT_TOKEN(anon_sym_filter);
+      END_STATE();
+    case 93:
+      ACCEPT_TOKEN(anon_sym_global);
+      END_STATE();
+    case 94:
+      if (lookahead == 'e') ADVANCE(105);
+      END_STATE();
+    case 95:
+      ACCEPT_TOKEN(anon_sym_labels);
+      END_STATE();
+    case 96:
+      ACCEPT_TOKEN(anon_sym_permit);
+      END_STATE();
+    case 97:
+      if (lookahead == 'r') ADVANCE(106);
+      END_STATE();
+    case 98:
+      if (lookahead == 't') ADVANCE(107);
+      END_STATE();
+    case 99:
+      ACCEPT_TOKEN(anon_sym_tenant);
+      END_STATE();
+    case 100:
+      if (lookahead == 'r') ADVANCE(108);
+      END_STATE();
+    case 101:
+      if (lookahead == 'y') ADVANCE(109);
+      END_STATE();
+    case 102:
+      if (lookahead == 't') ADVANCE(110);
+      END_STATE();
+    case 103:
+      ACCEPT_TOKEN(anon_sym_extends);
+      END_STATE();
+    case 104:
+      if (lookahead == 'l') ADVANCE(111);
+      END_STATE();
+    case 105:
+      if (lookahead == 'd') ADVANCE(112);
+      END_STATE();
+    case 106:
+      if (lookahead == 'e') ADVANCE(113);
+      END_STATE();
+    case 107:
+      ACCEPT_TOKEN(anon_sym_subject);
+      END_STATE();
+    case 108:
+      if (lookahead == 'c') ADVANCE(114);
+      END_STATE();
+    case 109:
+      if (lookahead == 's') ADVANCE(115);
+      END_STATE();
+    case 110:
+      ACCEPT_TOKEN(anon_sym_contract);
+      END_STATE();
+    case 111:
+      ACCEPT_TOKEN(anon_sym_external);
+      END_STATE();
+    case 112:
       ACCEPT_TOKEN(sym_isolated);
+      END_STATE();
+    case 113:
+      if (lookahead == 'd') ADVANCE(116);
+      END_STATE();
+    case 114:
+      if (lookahead == 'e') ADVANCE(117);
+      END_STATE();
+    case 115:
+      ACCEPT_TOKEN(anon_sym_both_DASHways);
+      END_STATE();
+    case 116:
+      ACCEPT_TOKEN(sym_preferred);
+      END_STATE();
+    case 117:
+      if (lookahead == 'd') ADVANCE(118);
+      END_STATE();
+    case 118:
+      ACCEPT_TOKEN(sym_unenforced);
       END_STATE();
     default:
       return false;
@@ -3179,164 +3334,172 @@ static bool ts_lex_keywords(TSLexer *lexer, TSStateId state) {
 
 static const TSLexMode ts_lex_modes[STATE_COUNT] = {
   [0] = {.lex_state = 0, .external_lex_state = 1},
-  [1] = {.lex_state = 60, .external_lex_state = 1},
-  [2] = {.lex_state = 3, .external_lex_state = 1},
-  [3] = {.lex_state = 3, .external_lex_state = 1},
-  [4] = {.lex_state = 60, .external_lex_state = 1},
-  [5] = {.lex_state = 60, .external_lex_state = 1},
-  [6] = {.lex_state = 60, .external_lex_state = 1},
-  [7] = {.lex_state = 5, .external_lex_state = 1},
-  [8] = {.lex_state = 5, .external_lex_state = 1},
-  [9] = {.lex_state = 5, .external_lex_state = 1},
-  [10] = {.lex_state = 5, .external_lex_state = 1},
-  [11] = {.lex_state = 5, .external_lex_state = 1},
-  [12] = {.lex_state = 5, .external_lex_state = 1},
-  [13] = {.lex_state = 5, .external_lex_state = 1},
-  [14] = {.lex_state = 5, .external_lex_state = 1},
-  [15] = {.lex_state = 5, .external_lex_state = 1},
-  [16] = {.lex_state = 5, .external_lex_state = 1},
-  [17] = {.lex_state = 5, .external_lex_state = 1},
-  [18] = {.lex_state = 5, .external_lex_state = 1},
-  [19] = {.lex_state = 5, .external_lex_state = 1},
-  [20] = {.lex_state = 6, .external_lex_state = 1},
-  [21] = {.lex_state = 5, .external_lex_state = 1},
-  [22] = {.lex_state = 5, .external_lex_state = 1},
-  [23] = {.lex_state = 5, .external_lex_state = 1},
-  [24] = {.lex_state = 5, .external_lex_state = 1},
-  [25] = {.lex_state = 5, .external_lex_state = 1},
-  [26] = {.lex_state = 5, .external_lex_state = 1},
-  [27] = {.lex_state = 1, .external_lex_state = 1},
-  [28] = {.lex_state = 6, .external_lex_state = 1},
-  [29] = {.lex_state = 5, .external_lex_state = 1},
-  [30] = {.lex_state = 5, .external_lex_state = 1},
-  [31] = {.lex_state = 5, .external_lex_state = 1},
-  [32] = {.lex_state = 6, .external_lex_state = 1},
-  [33] = {.lex_state = 6, .external_lex_state = 1},
-  [34] = {.lex_state = 60, .external_lex_state = 1},
-  [35] = {.lex_state = 60, .external_lex_state = 1},
+  [1] = {.lex_state = 70, .external_lex_state = 1},
+  [2] = {.lex_state = 8, .external_lex_state = 1},
+  [3] = {.lex_state = 8, .external_lex_state = 1},
+  [4] = {.lex_state = 70, .external_lex_state = 1},
+  [5] = {.lex_state = 70, .external_lex_state = 1},
+  [6] = {.lex_state = 70, .external_lex_state = 1},
+  [7] = {.lex_state = 70, .external_lex_state = 1},
+  [8] = {.lex_state = 70, .external_lex_state = 1},
+  [9] = {.lex_state = 10, .external_lex_state = 1},
+  [10] = {.lex_state = 10, .external_lex_state = 1},
+  [11] = {.lex_state = 10, .external_lex_state = 1},
+  [12] = {.lex_state = 10, .external_lex_state = 1},
+  [13] = {.lex_state = 10, .external_lex_state = 1},
+  [14] = {.lex_state = 10, .external_lex_state = 1},
+  [15] = {.lex_state = 10, .external_lex_state = 1},
+  [16] = {.lex_state = 10, .external_lex_state = 1},
+  [17] = {.lex_state = 10, .external_lex_state = 1},
+  [18] = {.lex_state = 10, .external_lex_state = 1},
+  [19] = {.lex_state = 10, .external_lex_state = 1},
+  [20] = {.lex_state = 10, .external_lex_state = 1},
+  [21] = {.lex_state = 10, .external_lex_state = 1},
+  [22] = {.lex_state = 12, .external_lex_state = 1},
+  [23] = {.lex_state = 12, .external_lex_state = 1},
+  [24] = {.lex_state = 10, .external_lex_state = 1},
+  [25] = {.lex_state = 10, .external_lex_state = 1},
+  [26] = {.lex_state = 10, .external_lex_state = 1},
+  [27] = {.lex_state = 10, .external_lex_state = 1},
+  [28] = {.lex_state = 10, .external_lex_state = 1},
+  [29] = {.lex_state = 10, .external_lex_state = 1},
+  [30] = {.lex_state = 13, .external_lex_state = 1},
+  [31] = {.lex_state = 12, .external_lex_state = 1},
+  [32] = {.lex_state = 10, .external_lex_state = 1},
+  [33] = {.lex_state = 10, .external_lex_state = 1},
+  [34] = {.lex_state = 10, .external_lex_state = 1},
+  [35] = {.lex_state = 12, .external_lex_state = 1},
   [36] = {.lex_state = 10, .external_lex_state = 1},
-  [37] = {.lex_state = 60, .external_lex_state = 1},
-  [38] = {.lex_state = 60, .external_lex_state = 1},
-  [39] = {.lex_state = 60, .external_lex_state = 1},
-  [40] = {.lex_state = 5, .external_lex_state = 1},
-  [41] = {.lex_state = 5, .external_lex_state = 1},
-  [42] = {.lex_state = 60, .external_lex_state = 1},
-  [43] = {.lex_state = 60, .external_lex_state = 1},
-  [44] = {.lex_state = 60, .external_lex_state = 1},
-  [45] = {.lex_state = 60, .external_lex_state = 1},
-  [46] = {.lex_state = 5, .external_lex_state = 1},
-  [47] = {.lex_state = 60, .external_lex_state = 1},
-  [48] = {.lex_state = 60, .external_lex_state = 1},
-  [49] = {.lex_state = 5, .external_lex_state = 1},
-  [50] = {.lex_state = 60, .external_lex_state = 1},
-  [51] = {.lex_state = 60, .external_lex_state = 1},
-  [52] = {.lex_state = 5, .external_lex_state = 1},
-  [53] = {.lex_state = 5, .external_lex_state = 1},
-  [54] = {.lex_state = 60, .external_lex_state = 1},
-  [55] = {.lex_state = 60, .external_lex_state = 1},
-  [56] = {.lex_state = 5, .external_lex_state = 1},
-  [57] = {.lex_state = 60, .external_lex_state = 1},
-  [58] = {.lex_state = 5, .external_lex_state = 1},
-  [59] = {.lex_state = 5, .external_lex_state = 1},
-  [60] = {.lex_state = 5, .external_lex_state = 1},
-  [61] = {.lex_state = 5, .external_lex_state = 1},
-  [62] = {.lex_state = 5, .external_lex_state = 1},
-  [63] = {.lex_state = 5, .external_lex_state = 1},
-  [64] = {.lex_state = 5, .external_lex_state = 1},
-  [65] = {.lex_state = 6, .external_lex_state = 1},
-  [66] = {.lex_state = 5, .external_lex_state = 1},
-  [67] = {.lex_state = 5, .external_lex_state = 1},
-  [68] = {.lex_state = 5, .external_lex_state = 1},
-  [69] = {.lex_state = 5, .external_lex_state = 1},
-  [70] = {.lex_state = 5, .external_lex_state = 1},
-  [71] = {.lex_state = 5, .external_lex_state = 1},
-  [72] = {.lex_state = 5, .external_lex_state = 1},
-  [73] = {.lex_state = 5, .external_lex_state = 1},
-  [74] = {.lex_state = 60, .external_lex_state = 1},
-  [75] = {.lex_state = 5, .external_lex_state = 1},
-  [76] = {.lex_state = 5, .external_lex_state = 1},
-  [77] = {.lex_state = 5, .external_lex_state = 1},
-  [78] = {.lex_state = 5, .external_lex_state = 1},
-  [79] = {.lex_state = 5, .external_lex_state = 1},
-  [80] = {.lex_state = 5, .external_lex_state = 1},
-  [81] = {.lex_state = 5, .external_lex_state = 1},
-  [82] = {.lex_state = 5, .external_lex_state = 1},
-  [83] = {.lex_state = 5, .external_lex_state = 1},
-  [84] = {.lex_state = 5, .external_lex_state = 1},
-  [85] = {.lex_state = 5, .external_lex_state = 1},
-  [86] = {.lex_state = 5, .external_lex_state = 1},
-  [87] = {.lex_state = 60, .external_lex_state = 1},
-  [88] = {.lex_state = 60, .external_lex_state = 1},
-  [89] = {.lex_state = 5, .external_lex_state = 1},
-  [90] = {.lex_state = 60, .external_lex_state = 1},
-  [91] = {.lex_state = 60, .external_lex_state = 1},
-  [92] = {.lex_state = 60, .external_lex_state = 1},
-  [93] = {.lex_state = 5, .external_lex_state = 1},
-  [94] = {.lex_state = 60, .external_lex_state = 1},
-  [95] = {.lex_state = 60, .external_lex_state = 1},
-  [96] = {.lex_state = 60, .external_lex_state = 1},
-  [97] = {.lex_state = 54, .external_lex_state = 1},
-  [98] = {.lex_state = 54, .external_lex_state = 1},
-  [99] = {.lex_state = 60, .external_lex_state = 1},
-  [100] = {.lex_state = 60, .external_lex_state = 1},
-  [101] = {.lex_state = 60, .external_lex_state = 1},
-  [102] = {.lex_state = 60, .external_lex_state = 1},
-  [103] = {.lex_state = 60, .external_lex_state = 1},
-  [104] = {.lex_state = 60, .external_lex_state = 1},
-  [105] = {.lex_state = 5, .external_lex_state = 1},
-  [106] = {.lex_state = 60, .external_lex_state = 1},
-  [107] = {.lex_state = 60, .external_lex_state = 1},
-  [108] = {.lex_state = 60, .external_lex_state = 1},
-  [109] = {.lex_state = 55, .external_lex_state = 1},
-  [110] = {.lex_state = 60, .external_lex_state = 1},
-  [111] = {.lex_state = 5, .external_lex_state = 1},
-  [112] = {.lex_state = 60, .external_lex_state = 1},
-  [113] = {.lex_state = 60, .external_lex_state = 1},
-  [114] = {.lex_state = 60, .external_lex_state = 1},
-  [115] = {.lex_state = 60, .external_lex_state = 1},
-  [116] = {.lex_state = 60, .external_lex_state = 1},
-  [117] = {.lex_state = 60, .external_lex_state = 1},
-  [118] = {.lex_state = 55, .external_lex_state = 1},
-  [119] = {.lex_state = 60, .external_lex_state = 1},
-  [120] = {.lex_state = 60, .external_lex_state = 1},
-  [121] = {.lex_state = 60, .external_lex_state = 1},
-  [122] = {.lex_state = 60, .external_lex_state = 1},
-  [123] = {.lex_state = 55, .external_lex_state = 1},
-  [124] = {.lex_state = 60, .external_lex_state = 1},
-  [125] = {.lex_state = 55, .external_lex_state = 1},
-  [126] = {.lex_state = 60, .external_lex_state = 1},
-  [127] = {.lex_state = 60, .external_lex_state = 1},
-  [128] = {.lex_state = 5, .external_lex_state = 1},
-  [129] = {.lex_state = 55, .external_lex_state = 1},
-  [130] = {.lex_state = 60, .external_lex_state = 1},
-  [131] = {.lex_state = 57, .external_lex_state = 1},
-  [132] = {.lex_state = 60, .external_lex_state = 1},
-  [133] = {.lex_state = 60, .external_lex_state = 1},
-  [134] = {.lex_state = 60, .external_lex_state = 1},
-  [135] = {.lex_state = 54, .external_lex_state = 1},
-  [136] = {.lex_state = 0, .external_lex_state = 1},
-  [137] = {.lex_state = 60, .external_lex_state = 1},
-  [138] = {.lex_state = 60, .external_lex_state = 1},
-  [139] = {.lex_state = 54, .external_lex_state = 1},
-  [140] = {.lex_state = 58, .external_lex_state = 1},
-  [141] = {.lex_state = 54, .external_lex_state = 1},
-  [142] = {.lex_state = 54, .external_lex_state = 1},
-  [143] = {.lex_state = 0, .external_lex_state = 1},
+  [37] = {.lex_state = 10, .external_lex_state = 1},
+  [38] = {.lex_state = 70, .external_lex_state = 1},
+  [39] = {.lex_state = 10, .external_lex_state = 1},
+  [40] = {.lex_state = 10, .external_lex_state = 1},
+  [41] = {.lex_state = 70, .external_lex_state = 1},
+  [42] = {.lex_state = 70, .external_lex_state = 1},
+  [43] = {.lex_state = 15, .external_lex_state = 1},
+  [44] = {.lex_state = 70, .external_lex_state = 1},
+  [45] = {.lex_state = 70, .external_lex_state = 1},
+  [46] = {.lex_state = 70, .external_lex_state = 1},
+  [47] = {.lex_state = 10, .external_lex_state = 1},
+  [48] = {.lex_state = 70, .external_lex_state = 1},
+  [49] = {.lex_state = 70, .external_lex_state = 1},
+  [50] = {.lex_state = 70, .external_lex_state = 1},
+  [51] = {.lex_state = 10, .external_lex_state = 1},
+  [52] = {.lex_state = 10, .external_lex_state = 1},
+  [53] = {.lex_state = 70, .external_lex_state = 1},
+  [54] = {.lex_state = 70, .external_lex_state = 1},
+  [55] = {.lex_state = 10, .external_lex_state = 1},
+  [56] = {.lex_state = 70, .external_lex_state = 1},
+  [57] = {.lex_state = 70, .external_lex_state = 1},
+  [58] = {.lex_state = 10, .external_lex_state = 1},
+  [59] = {.lex_state = 70, .external_lex_state = 1},
+  [60] = {.lex_state = 10, .external_lex_state = 1},
+  [61] = {.lex_state = 10, .external_lex_state = 1},
+  [62] = {.lex_state = 70, .external_lex_state = 1},
+  [63] = {.lex_state = 10, .external_lex_state = 1},
+  [64] = {.lex_state = 10, .external_lex_state = 1},
+  [65] = {.lex_state = 10, .external_lex_state = 1},
+  [66] = {.lex_state = 10, .external_lex_state = 1},
+  [67] = {.lex_state = 10, .external_lex_state = 1},
+  [68] = {.lex_state = 12, .external_lex_state = 1},
+  [69] = {.lex_state = 10, .external_lex_state = 1},
+  [70] = {.lex_state = 10, .external_lex_state = 1},
+  [71] = {.lex_state = 10, .external_lex_state = 1},
+  [72] = {.lex_state = 10, .external_lex_state = 1},
+  [73] = {.lex_state = 10, .external_lex_state = 1},
+  [74] = {.lex_state = 70, .external_lex_state = 1},
+  [75] = {.lex_state = 10, .external_lex_state = 1},
+  [76] = {.lex_state = 10, .external_lex_state = 1},
+  [77] = {.lex_state = 10, .external_lex_state = 1},
+  [78] = {.lex_state = 10, .external_lex_state = 1},
+  [79] = {.lex_state = 10, .external_lex_state = 1},
+  [80] = {.lex_state = 10, .external_lex_state = 1},
+  [81] = {.lex_state = 70, .external_lex_state = 1},
+  [82] = {.lex_state = 10, .external_lex_state = 1},
+  [83] = {.lex_state = 10, .external_lex_state = 1},
+  [84] = {.lex_state = 10, .external_lex_state = 1},
+  [85] = {.lex_state = 70, .external_lex_state = 1},
+  [86] = {.lex_state = 10, .external_lex_state = 1},
+  [87] = {.lex_state = 70, .external_lex_state = 1},
+  [88] = {.lex_state = 70, .external_lex_state = 1},
+  [89] = {.lex_state = 70, .external_lex_state = 1},
+  [90] = {.lex_state = 70, .external_lex_state = 1},
+  [91] = {.lex_state = 70, .external_lex_state = 1},
+  [92] = {.lex_state = 70, .external_lex_state = 1},
+  [93] = {.lex_state = 10, .external_lex_state = 1},
+  [94] = {.lex_state = 70, .external_lex_state = 1},
+  [95] = {.lex_state = 10, .external_lex_state = 1},
+  [96] = {.lex_state = 10, .external_lex_state = 1},
+  [97] = {.lex_state = 70, .external_lex_state = 1},
+  [98] = {.lex_state = 10, .external_lex_state = 1},
+  [99] = {.lex_state = 10, .external_lex_state = 1},
+  [100] = {.lex_state = 16, .external_lex_state = 1},
+  [101] = {.lex_state = 16, .external_lex_state = 1},
+  [102] = {.lex_state = 70, .external_lex_state = 1},
+  [103] = {.lex_state = 70, .external_lex_state = 1},
+  [104] = {.lex_state = 70, .external_lex_state = 1},
+  [105] = {.lex_state = 70, .external_lex_state = 1},
+  [106] = {.lex_state = 70, .external_lex_state = 1},
+  [107] = {.lex_state = 10, .external_lex_state = 1},
+  [108] = {.lex_state = 70, .external_lex_state = 1},
+  [109] = {.lex_state = 70, .external_lex_state = 1},
+  [110] = {.lex_state = 70, .external_lex_state = 1},
+  [111] = {.lex_state = 70, .external_lex_state = 1},
+  [112] = {.lex_state = 70, .external_lex_state = 1},
+  [113] = {.lex_state = 70, .external_lex_state = 1},
+  [114] = {.lex_state = 70, .external_lex_state = 1},
+  [115] = {.lex_state = 70, .external_lex_state = 1},
+  [116] = {.lex_state = 17, .external_lex_state = 1},
+  [117] = {.lex_state = 70, .external_lex_state = 1},
+  [118] = {.lex_state = 70, .external_lex_state = 1},
+  [119] = {.lex_state = 70, .external_lex_state = 1},
+  [120] = {.lex_state = 70, .external_lex_state = 1},
+  [121] = {.lex_state = 70, .external_lex_state = 1},
+  [122] = {.lex_state = 70, .external_lex_state = 1},
+  [123] = {.lex_state = 70, .external_lex_state = 1},
+  [124] = {.lex_state = 70, .external_lex_state = 1},
+  [125] = {.lex_state = 10, .external_lex_state = 1},
+  [126] = {.lex_state = 17, .external_lex_state = 1},
+  [127] = {.lex_state = 70, .external_lex_state = 1},
+  [128] = {.lex_state = 70, .external_lex_state = 1},
+  [129] = {.lex_state = 70, .external_lex_state = 1},
+  [130] = {.lex_state = 17, .external_lex_state = 1},
+  [131] = {.lex_state = 70, .external_lex_state = 1},
+  [132] = {.lex_state = 70, .external_lex_state = 1},
+  [133] = {.lex_state = 17, .external_lex_state = 1},
+  [134] = {.lex_state = 70, .external_lex_state = 1},
+  [135] = {.lex_state = 10, .external_lex_state = 1},
+  [136] = {.lex_state = 70, .external_lex_state = 1},
+  [137] = {.lex_state = 17, .external_lex_state = 1},
+  [138] = {.lex_state = 70, .external_lex_state = 1},
+  [139] = {.lex_state = 66, .external_lex_state = 1},
+  [140] = {.lex_state = 16, .external_lex_state = 1},
+  [141] = {.lex_state = 0, .external_lex_state = 1},
+  [142] = {.lex_state = 70, .external_lex_state = 1},
+  [143] = {.lex_state = 70, .external_lex_state = 1},
   [144] = {.lex_state = 0, .external_lex_state = 1},
-  [145] = {.lex_state = 54, .external_lex_state = 1},
-  [146] = {.lex_state = 60, .external_lex_state = 1},
-  [147] = {.lex_state = 0, .external_lex_state = 1},
-  [148] = {.lex_state = 59, .external_lex_state = 1},
-  [149] = {.lex_state = 60, .external_lex_state = 1},
-  [150] = {.lex_state = 60, .external_lex_state = 1},
-  [151] = {.lex_state = 0, .external_lex_state = 1},
-  [152] = {.lex_state = 60, .external_lex_state = 1},
-  [153] = {.lex_state = 54, .external_lex_state = 1},
-  [154] = {.lex_state = 60, .external_lex_state = 1},
-  [155] = {.lex_state = 10, .external_lex_state = 1},
-  [156] = {.lex_state = 0, .external_lex_state = 1},
-  [157] = {.lex_state = 0, .external_lex_state = 1},
-  [158] = {.lex_state = 60, .external_lex_state = 1},
+  [145] = {.lex_state = 70, .external_lex_state = 1},
+  [146] = {.lex_state = 70, .external_lex_state = 1},
+  [147] = {.lex_state = 16, .external_lex_state = 1},
+  [148] = {.lex_state = 0, .external_lex_state = 1},
+  [149] = {.lex_state = 70, .external_lex_state = 1},
+  [150] = {.lex_state = 0, .external_lex_state = 1},
+  [151] = {.lex_state = 16, .external_lex_state = 1},
+  [152] = {.lex_state = 70, .external_lex_state = 1},
+  [153] = {.lex_state = 0, .external_lex_state = 1},
+  [154] = {.lex_state = 16, .external_lex_state = 1},
+  [155] = {.lex_state = 16, .external_lex_state = 1},
+  [156] = {.lex_state = 64, .external_lex_state = 1},
+  [157] = {.lex_state = 65, .external_lex_state = 1},
+  [158] = {.lex_state = 70, .external_lex_state = 1},
+  [159] = {.lex_state = 70, .external_lex_state = 1},
+  [160] = {.lex_state = 70, .external_lex_state = 1},
+  [161] = {.lex_state = 15, .external_lex_state = 1},
+  [162] = {.lex_state = 16, .external_lex_state = 1},
+  [163] = {.lex_state = 0, .external_lex_state = 1},
+  [164] = {.lex_state = 0, .external_lex_state = 1},
+  [165] = {.lex_state = 70, .external_lex_state = 1},
+  [166] = {.lex_state = 70, .external_lex_state = 1},
 };
 
 static const uint16_t ts_parse_table[LARGE_STATE_COUNT][SYMBOL_COUNT] = {
@@ -3348,6 +3511,7 @@ static const uint16_t ts_parse_table[LARGE_STATE_COUNT][SYMBOL_COUNT] = {
     [anon_sym_LBRACE] = ACTIONS(1),
     [anon_sym_SEMI] = ACTIONS(1),
     [anon_sym_RBRACE] = ACTIONS(1),
+    [sym_unenforced] = ACTIONS(1),
     [anon_sym_filter] = ACTIONS(1),
     [anon_sym_tcp] = ACTIONS(1),
     [anon_sym_udp] = ACTIONS(1),
@@ -3365,11 +3529,13 @@ static const uint16_t ts_parse_table[LARGE_STATE_COUNT][SYMBOL_COUNT] = {
     [anon_sym_subject] = ACTIONS(1),
     [anon_sym_permit] = ACTIONS(1),
     [anon_sym_deny] = ACTIONS(1),
+    [anon_sym_both_DASHways] = ACTIONS(1),
     [anon_sym_log] = ACTIONS(1),
     [anon_sym_group] = ACTIONS(1),
     [anon_sym_external] = ACTIONS(1),
     [anon_sym_extends] = ACTIONS(1),
     [sym_isolated] = ACTIONS(1),
+    [sym_preferred] = ACTIONS(1),
     [anon_sym_select] = ACTIONS(1),
     [anon_sym_EQ] = ACTIONS(1),
     [aux_sym_label_token2] = ACTIONS(1),
@@ -3387,9 +3553,9 @@ static const uint16_t ts_parse_table[LARGE_STATE_COUNT][SYMBOL_COUNT] = {
     [sym_comment] = ACTIONS(3),
   },
   [STATE(1)] = {
-    [sym_source_file] = STATE(157),
-    [sym_tenant] = STATE(103),
-    [aux_sym_source_file_repeat1] = STATE(103),
+    [sym_source_file] = STATE(163),
+    [sym_tenant] = STATE(111),
+    [aux_sym_source_file_repeat1] = STATE(111),
     [ts_builtin_sym_end] = ACTIONS(5),
     [anon_sym_tenant] = ACTIONS(7),
     [sym_comment] = ACTIONS(3),
@@ -3404,7 +3570,7 @@ static const uint16_t ts_small_parse_table[] = {
       anon_sym_SLASH,
     ACTIONS(13), 1,
       anon_sym_icmp,
-    ACTIONS(11), 16,
+    ACTIONS(11), 17,
       anon_sym_SEMI,
       anon_sym_RBRACE,
       anon_sym_tcp,
@@ -3414,6 +3580,7 @@ static const uint16_t ts_small_parse_table[] = {
       anon_sym_icmpv6,
       anon_sym_ip,
       anon_sym_subject,
+      anon_sym_both_DASHways,
       anon_sym_log,
       anon_sym_select,
       anon_sym_address,
@@ -3421,12 +3588,12 @@ static const uint16_t ts_small_parse_table[] = {
       anon_sym_provides,
       anon_sym_consumes,
       anon_sym_DASH_GT,
-  [28] = 3,
+  [29] = 3,
     ACTIONS(3), 1,
       sym_comment,
     ACTIONS(17), 1,
       anon_sym_icmp,
-    ACTIONS(15), 16,
+    ACTIONS(15), 17,
       anon_sym_SEMI,
       anon_sym_RBRACE,
       anon_sym_tcp,
@@ -3436,6 +3603,7 @@ static const uint16_t ts_small_parse_table[] = {
       anon_sym_icmpv6,
       anon_sym_ip,
       anon_sym_subject,
+      anon_sym_both_DASHways,
       anon_sym_log,
       anon_sym_select,
       anon_sym_address,
@@ -3443,7 +3611,7 @@ static const uint16_t ts_small_parse_table[] = {
       anon_sym_provides,
       anon_sym_consumes,
       anon_sym_DASH_GT,
-  [53] = 11,
+  [55] = 11,
     ACTIONS(3), 1,
       sym_comment,
     ACTIONS(19), 1,
@@ -3464,7 +3632,7 @@ static const uint16_t ts_small_parse_table[] = {
       anon_sym_assert,
     STATE(6), 1,
       aux_sym_tenant_repeat1,
-    STATE(43), 7,
+    STATE(53), 7,
       sym__item,
       sym_filter,
       sym_contract,
@@ -3472,7 +3640,7 @@ static const uint16_t ts_small_parse_table[] = {
       sym_external,
       sym_any,
       sym_assertion,
-  [93] = 11,
+  [95] = 11,
     ACTIONS(3), 1,
       sym_comment,
     ACTIONS(21), 1,
@@ -3491,9 +3659,9 @@ static const uint16_t ts_small_parse_table[] = {
       anon_sym_assert,
     ACTIONS(35), 1,
       anon_sym_RBRACE,
-    STATE(4), 1,
+    STATE(8), 1,
       aux_sym_tenant_repeat1,
-    STATE(43), 7,
+    STATE(53), 7,
       sym__item,
       sym_filter,
       sym_contract,
@@ -3501,7 +3669,36 @@ static const uint16_t ts_small_parse_table[] = {
       sym_external,
       sym_any,
       sym_assertion,
-  [133] = 11,
+  [135] = 11,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(21), 1,
+      anon_sym_filter,
+    ACTIONS(23), 1,
+      anon_sym_global,
+    ACTIONS(25), 1,
+      anon_sym_contract,
+    ACTIONS(27), 1,
+      anon_sym_group,
+    ACTIONS(29), 1,
+      anon_sym_external,
+    ACTIONS(31), 1,
+      anon_sym_any,
+    ACTIONS(33), 1,
+      anon_sym_assert,
+    ACTIONS(35), 1,
+      anon_sym_RBRACE,
+    STATE(7), 1,
+      aux_sym_tenant_repeat1,
+    STATE(53), 7,
+      sym__item,
+      sym_filter,
+      sym_contract,
+      sym_group,
+      sym_external,
+      sym_any,
+      sym_assertion,
+  [175] = 11,
     ACTIONS(3), 1,
       sym_comment,
     ACTIONS(37), 1,
@@ -3520,9 +3717,9 @@ static const uint16_t ts_small_parse_table[] = {
       anon_sym_any,
     ACTIONS(57), 1,
       anon_sym_assert,
-    STATE(6), 1,
+    STATE(7), 1,
       aux_sym_tenant_repeat1,
-    STATE(43), 7,
+    STATE(53), 7,
       sym__item,
       sym_filter,
       sym_contract,
@@ -3530,300 +3727,329 @@ static const uint16_t ts_small_parse_table[] = {
       sym_external,
       sym_any,
       sym_assertion,
-  [173] = 9,
+  [215] = 11,
     ACTIONS(3), 1,
       sym_comment,
+    ACTIONS(21), 1,
+      anon_sym_filter,
+    ACTIONS(23), 1,
+      anon_sym_global,
+    ACTIONS(25), 1,
+      anon_sym_contract,
+    ACTIONS(27), 1,
+      anon_sym_group,
+    ACTIONS(29), 1,
+      anon_sym_external,
+    ACTIONS(31), 1,
+      anon_sym_any,
+    ACTIONS(33), 1,
+      anon_sym_assert,
     ACTIONS(60), 1,
       anon_sym_RBRACE,
-    ACTIONS(62), 1,
-      anon_sym_select,
-    ACTIONS(64), 1,
-      anon_sym_address,
-    ACTIONS(66), 1,
-      anon_sym_endpoint,
-    ACTIONS(68), 1,
-      anon_sym_provides,
-    ACTIONS(70), 1,
-      anon_sym_consumes,
-    STATE(12), 1,
-      aux_sym_group_repeat2,
-    STATE(82), 6,
-      sym__group_statement,
-      sym_select,
-      sym_address,
-      sym_endpoint,
-      sym_provides,
-      sym_consumes,
-  [206] = 9,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(62), 1,
-      anon_sym_select,
-    ACTIONS(64), 1,
-      anon_sym_address,
-    ACTIONS(66), 1,
-      anon_sym_endpoint,
-    ACTIONS(68), 1,
-      anon_sym_provides,
-    ACTIONS(70), 1,
-      anon_sym_consumes,
-    ACTIONS(72), 1,
-      anon_sym_RBRACE,
     STATE(7), 1,
+      aux_sym_tenant_repeat1,
+    STATE(53), 7,
+      sym__item,
+      sym_filter,
+      sym_contract,
+      sym_group,
+      sym_external,
+      sym_any,
+      sym_assertion,
+  [255] = 9,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(62), 1,
+      anon_sym_RBRACE,
+    ACTIONS(64), 1,
+      anon_sym_select,
+    ACTIONS(66), 1,
+      anon_sym_address,
+    ACTIONS(68), 1,
+      anon_sym_endpoint,
+    ACTIONS(70), 1,
+      anon_sym_provides,
+    ACTIONS(72), 1,
+      anon_sym_consumes,
+    STATE(11), 1,
       aux_sym_group_repeat2,
-    STATE(82), 6,
+    STATE(86), 6,
       sym__group_statement,
       sym_select,
       sym_address,
       sym_endpoint,
       sym_provides,
       sym_consumes,
-  [239] = 9,
+  [288] = 9,
     ACTIONS(3), 1,
       sym_comment,
-    ACTIONS(62), 1,
-      anon_sym_select,
     ACTIONS(64), 1,
-      anon_sym_address,
+      anon_sym_select,
     ACTIONS(66), 1,
-      anon_sym_endpoint,
+      anon_sym_address,
     ACTIONS(68), 1,
-      anon_sym_provides,
+      anon_sym_endpoint,
     ACTIONS(70), 1,
+      anon_sym_provides,
+    ACTIONS(72), 1,
       anon_sym_consumes,
     ACTIONS(74), 1,
       anon_sym_RBRACE,
-    STATE(11), 1,
+    STATE(13), 1,
       aux_sym_group_repeat2,
-    STATE(82), 6,
+    STATE(86), 6,
       sym__group_statement,
       sym_select,
       sym_address,
       sym_endpoint,
       sym_provides,
       sym_consumes,
-  [272] = 9,
+  [321] = 9,
     ACTIONS(3), 1,
       sym_comment,
-    ACTIONS(60), 1,
-      anon_sym_RBRACE,
-    ACTIONS(62), 1,
-      anon_sym_select,
     ACTIONS(64), 1,
-      anon_sym_address,
+      anon_sym_select,
     ACTIONS(66), 1,
-      anon_sym_endpoint,
+      anon_sym_address,
     ACTIONS(68), 1,
-      anon_sym_provides,
+      anon_sym_endpoint,
     ACTIONS(70), 1,
+      anon_sym_provides,
+    ACTIONS(72), 1,
+      anon_sym_consumes,
+    ACTIONS(76), 1,
+      anon_sym_RBRACE,
+    STATE(15), 1,
+      aux_sym_group_repeat2,
+    STATE(86), 6,
+      sym__group_statement,
+      sym_select,
+      sym_address,
+      sym_endpoint,
+      sym_provides,
+      sym_consumes,
+  [354] = 9,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(64), 1,
+      anon_sym_select,
+    ACTIONS(66), 1,
+      anon_sym_address,
+    ACTIONS(68), 1,
+      anon_sym_endpoint,
+    ACTIONS(70), 1,
+      anon_sym_provides,
+    ACTIONS(72), 1,
+      anon_sym_consumes,
+    ACTIONS(78), 1,
+      anon_sym_RBRACE,
+    STATE(17), 1,
+      aux_sym_group_repeat2,
+    STATE(86), 6,
+      sym__group_statement,
+      sym_select,
+      sym_address,
+      sym_endpoint,
+      sym_provides,
+      sym_consumes,
+  [387] = 9,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(64), 1,
+      anon_sym_select,
+    ACTIONS(66), 1,
+      anon_sym_address,
+    ACTIONS(68), 1,
+      anon_sym_endpoint,
+    ACTIONS(70), 1,
+      anon_sym_provides,
+    ACTIONS(72), 1,
+      anon_sym_consumes,
+    ACTIONS(78), 1,
+      anon_sym_RBRACE,
+    STATE(15), 1,
+      aux_sym_group_repeat2,
+    STATE(86), 6,
+      sym__group_statement,
+      sym_select,
+      sym_address,
+      sym_endpoint,
+      sym_provides,
+      sym_consumes,
+  [420] = 9,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(64), 1,
+      anon_sym_select,
+    ACTIONS(66), 1,
+      anon_sym_address,
+    ACTIONS(68), 1,
+      anon_sym_endpoint,
+    ACTIONS(70), 1,
+      anon_sym_provides,
+    ACTIONS(72), 1,
+      anon_sym_consumes,
+    ACTIONS(76), 1,
+      anon_sym_RBRACE,
+    STATE(16), 1,
+      aux_sym_group_repeat2,
+    STATE(86), 6,
+      sym__group_statement,
+      sym_select,
+      sym_address,
+      sym_endpoint,
+      sym_provides,
+      sym_consumes,
+  [453] = 9,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(80), 1,
+      anon_sym_RBRACE,
+    ACTIONS(82), 1,
+      anon_sym_select,
+    ACTIONS(85), 1,
+      anon_sym_address,
+    ACTIONS(88), 1,
+      anon_sym_endpoint,
+    ACTIONS(91), 1,
+      anon_sym_provides,
+    ACTIONS(94), 1,
       anon_sym_consumes,
     STATE(15), 1,
       aux_sym_group_repeat2,
-    STATE(82), 6,
+    STATE(86), 6,
       sym__group_statement,
       sym_select,
       sym_address,
       sym_endpoint,
       sym_provides,
       sym_consumes,
-  [305] = 9,
+  [486] = 9,
     ACTIONS(3), 1,
       sym_comment,
-    ACTIONS(62), 1,
-      anon_sym_select,
     ACTIONS(64), 1,
-      anon_sym_address,
-    ACTIONS(66), 1,
-      anon_sym_endpoint,
-    ACTIONS(68), 1,
-      anon_sym_provides,
-    ACTIONS(70), 1,
-      anon_sym_consumes,
-    ACTIONS(76), 1,
-      anon_sym_RBRACE,
-    STATE(12), 1,
-      aux_sym_group_repeat2,
-    STATE(82), 6,
-      sym__group_statement,
-      sym_select,
-      sym_address,
-      sym_endpoint,
-      sym_provides,
-      sym_consumes,
-  [338] = 9,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(78), 1,
-      anon_sym_RBRACE,
-    ACTIONS(80), 1,
       anon_sym_select,
-    ACTIONS(83), 1,
-      anon_sym_address,
-    ACTIONS(86), 1,
-      anon_sym_endpoint,
-    ACTIONS(89), 1,
-      anon_sym_provides,
-    ACTIONS(92), 1,
-      anon_sym_consumes,
-    STATE(12), 1,
-      aux_sym_group_repeat2,
-    STATE(82), 6,
-      sym__group_statement,
-      sym_select,
-      sym_address,
-      sym_endpoint,
-      sym_provides,
-      sym_consumes,
-  [371] = 9,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(62), 1,
-      anon_sym_select,
-    ACTIONS(64), 1,
-      anon_sym_address,
     ACTIONS(66), 1,
-      anon_sym_endpoint,
-    ACTIONS(68), 1,
-      anon_sym_provides,
-    ACTIONS(70), 1,
-      anon_sym_consumes,
-    ACTIONS(76), 1,
-      anon_sym_RBRACE,
-    STATE(14), 1,
-      aux_sym_group_repeat2,
-    STATE(82), 6,
-      sym__group_statement,
-      sym_select,
-      sym_address,
-      sym_endpoint,
-      sym_provides,
-      sym_consumes,
-  [404] = 9,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(62), 1,
-      anon_sym_select,
-    ACTIONS(64), 1,
       anon_sym_address,
-    ACTIONS(66), 1,
-      anon_sym_endpoint,
     ACTIONS(68), 1,
-      anon_sym_provides,
-    ACTIONS(70), 1,
-      anon_sym_consumes,
-    ACTIONS(95), 1,
-      anon_sym_RBRACE,
-    STATE(12), 1,
-      aux_sym_group_repeat2,
-    STATE(82), 6,
-      sym__group_statement,
-      sym_select,
-      sym_address,
-      sym_endpoint,
-      sym_provides,
-      sym_consumes,
-  [437] = 9,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(62), 1,
-      anon_sym_select,
-    ACTIONS(64), 1,
-      anon_sym_address,
-    ACTIONS(66), 1,
       anon_sym_endpoint,
-    ACTIONS(68), 1,
-      anon_sym_provides,
     ACTIONS(70), 1,
+      anon_sym_provides,
+    ACTIONS(72), 1,
       anon_sym_consumes,
     ACTIONS(97), 1,
       anon_sym_RBRACE,
-    STATE(12), 1,
+    STATE(15), 1,
       aux_sym_group_repeat2,
-    STATE(82), 6,
+    STATE(86), 6,
       sym__group_statement,
       sym_select,
       sym_address,
       sym_endpoint,
       sym_provides,
       sym_consumes,
-  [470] = 8,
+  [519] = 9,
     ACTIONS(3), 1,
       sym_comment,
+    ACTIONS(64), 1,
+      anon_sym_select,
+    ACTIONS(66), 1,
+      anon_sym_address,
+    ACTIONS(68), 1,
+      anon_sym_endpoint,
+    ACTIONS(70), 1,
+      anon_sym_provides,
+    ACTIONS(72), 1,
+      anon_sym_consumes,
     ACTIONS(99), 1,
       anon_sym_RBRACE,
-    ACTIONS(103), 1,
-      anon_sym_icmp,
-    ACTIONS(105), 1,
-      anon_sym_icmpv6,
-    ACTIONS(107), 1,
-      anon_sym_ip,
-    STATE(18), 1,
-      aux_sym_filter_repeat1,
-    ACTIONS(101), 3,
-      anon_sym_tcp,
-      anon_sym_udp,
-      anon_sym_sctp,
-    STATE(81), 4,
-      sym__entry,
-      sym_port_entry,
-      sym_icmp_entry,
-      sym_ip_entry,
-  [500] = 8,
+    STATE(15), 1,
+      aux_sym_group_repeat2,
+    STATE(86), 6,
+      sym__group_statement,
+      sym_select,
+      sym_address,
+      sym_endpoint,
+      sym_provides,
+      sym_consumes,
+  [552] = 8,
     ACTIONS(3), 1,
       sym_comment,
-    ACTIONS(103), 1,
-      anon_sym_icmp,
-    ACTIONS(105), 1,
-      anon_sym_icmpv6,
-    ACTIONS(107), 1,
-      anon_sym_ip,
-    ACTIONS(109), 1,
+    ACTIONS(101), 1,
       anon_sym_RBRACE,
-    STATE(16), 1,
+    ACTIONS(105), 1,
+      anon_sym_icmp,
+    ACTIONS(107), 1,
+      anon_sym_icmpv6,
+    ACTIONS(109), 1,
+      anon_sym_ip,
+    STATE(19), 1,
       aux_sym_filter_repeat1,
-    ACTIONS(101), 3,
+    ACTIONS(103), 3,
       anon_sym_tcp,
       anon_sym_udp,
       anon_sym_sctp,
-    STATE(81), 4,
+    STATE(82), 4,
       sym__entry,
       sym_port_entry,
       sym_icmp_entry,
       sym_ip_entry,
-  [530] = 8,
+  [582] = 8,
     ACTIONS(3), 1,
       sym_comment,
+    ACTIONS(105), 1,
+      anon_sym_icmp,
+    ACTIONS(107), 1,
+      anon_sym_icmpv6,
+    ACTIONS(109), 1,
+      anon_sym_ip,
     ACTIONS(111), 1,
       anon_sym_RBRACE,
-    ACTIONS(116), 1,
-      anon_sym_icmp,
-    ACTIONS(119), 1,
-      anon_sym_icmpv6,
-    ACTIONS(122), 1,
-      anon_sym_ip,
-    STATE(18), 1,
+    STATE(20), 1,
       aux_sym_filter_repeat1,
-    ACTIONS(113), 3,
+    ACTIONS(103), 3,
       anon_sym_tcp,
       anon_sym_udp,
       anon_sym_sctp,
-    STATE(81), 4,
+    STATE(82), 4,
       sym__entry,
       sym_port_entry,
       sym_icmp_entry,
       sym_ip_entry,
-  [560] = 6,
+  [612] = 8,
     ACTIONS(3), 1,
       sym_comment,
-    ACTIONS(127), 1,
-      anon_sym_COMMA,
-    ACTIONS(129), 1,
-      anon_sym_DASH,
-    ACTIONS(131), 1,
+    ACTIONS(113), 1,
+      anon_sym_RBRACE,
+    ACTIONS(118), 1,
       anon_sym_icmp,
-    STATE(24), 1,
+    ACTIONS(121), 1,
+      anon_sym_icmpv6,
+    ACTIONS(124), 1,
+      anon_sym_ip,
+    STATE(20), 1,
+      aux_sym_filter_repeat1,
+    ACTIONS(115), 3,
+      anon_sym_tcp,
+      anon_sym_udp,
+      anon_sym_sctp,
+    STATE(82), 4,
+      sym__entry,
+      sym_port_entry,
+      sym_icmp_entry,
+      sym_ip_entry,
+  [642] = 6,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(129), 1,
+      anon_sym_COMMA,
+    ACTIONS(131), 1,
+      anon_sym_DASH,
+    ACTIONS(133), 1,
+      anon_sym_icmp,
+    STATE(27), 1,
       aux_sym_port_entry_repeat1,
-    ACTIONS(125), 7,
+    ACTIONS(127), 7,
       anon_sym_SEMI,
       anon_sym_RBRACE,
       anon_sym_tcp,
@@ -3831,16 +4057,16 @@ static const uint16_t ts_small_parse_table[] = {
       anon_sym_sctp,
       anon_sym_icmpv6,
       anon_sym_ip,
-  [585] = 5,
+  [667] = 5,
     ACTIONS(3), 1,
       sym_comment,
-    ACTIONS(135), 1,
-      anon_sym_COMMA,
     ACTIONS(137), 1,
-      anon_sym_labels,
-    STATE(32), 1,
-      aux_sym_endpoint_repeat1,
-    ACTIONS(133), 7,
+      anon_sym_COMMA,
+    ACTIONS(139), 1,
+      anon_sym_except,
+    STATE(55), 1,
+      aux_sym_address_repeat2,
+    ACTIONS(135), 7,
       anon_sym_SEMI,
       anon_sym_RBRACE,
       anon_sym_select,
@@ -3848,50 +4074,32 @@ static const uint16_t ts_small_parse_table[] = {
       anon_sym_endpoint,
       anon_sym_provides,
       anon_sym_consumes,
-  [607] = 5,
+  [689] = 4,
     ACTIONS(3), 1,
       sym_comment,
-    ACTIONS(141), 1,
-      anon_sym_COMMA,
     ACTIONS(143), 1,
-      anon_sym_icmp,
-    STATE(26), 1,
-      aux_sym_icmp_entry_repeat1,
-    ACTIONS(139), 7,
-      anon_sym_SEMI,
-      anon_sym_RBRACE,
-      anon_sym_tcp,
-      anon_sym_udp,
-      anon_sym_sctp,
-      anon_sym_icmpv6,
-      anon_sym_ip,
-  [629] = 5,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(147), 1,
-      sym_number,
-    ACTIONS(149), 1,
-      anon_sym_icmp,
-    STATE(23), 1,
-      sym_port_range,
-    ACTIONS(145), 7,
-      anon_sym_SEMI,
-      anon_sym_RBRACE,
-      anon_sym_tcp,
-      anon_sym_udp,
-      anon_sym_sctp,
-      anon_sym_icmpv6,
-      anon_sym_ip,
-  [651] = 5,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(127), 1,
       anon_sym_COMMA,
-    ACTIONS(131), 1,
+    STATE(23), 1,
+      aux_sym_endpoint_repeat1,
+    ACTIONS(141), 8,
+      anon_sym_SEMI,
+      anon_sym_RBRACE,
+      anon_sym_select,
+      anon_sym_address,
+      anon_sym_endpoint,
+      anon_sym_labels,
+      anon_sym_provides,
+      anon_sym_consumes,
+  [709] = 5,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(148), 1,
+      sym_number,
+    ACTIONS(150), 1,
       anon_sym_icmp,
     STATE(25), 1,
-      aux_sym_port_entry_repeat1,
-    ACTIONS(125), 7,
+      sym_port_range,
+    ACTIONS(146), 7,
       anon_sym_SEMI,
       anon_sym_RBRACE,
       anon_sym_tcp,
@@ -3899,117 +4107,33 @@ static const uint16_t ts_small_parse_table[] = {
       anon_sym_sctp,
       anon_sym_icmpv6,
       anon_sym_ip,
-  [673] = 5,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(127), 1,
-      anon_sym_COMMA,
-    ACTIONS(153), 1,
-      anon_sym_icmp,
-    STATE(30), 1,
-      aux_sym_port_entry_repeat1,
-    ACTIONS(151), 7,
-      anon_sym_SEMI,
-      anon_sym_RBRACE,
-      anon_sym_tcp,
-      anon_sym_udp,
-      anon_sym_sctp,
-      anon_sym_icmpv6,
-      anon_sym_ip,
-  [695] = 5,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(127), 1,
-      anon_sym_COMMA,
-    ACTIONS(153), 1,
-      anon_sym_icmp,
-    STATE(30), 1,
-      aux_sym_port_entry_repeat1,
-    ACTIONS(151), 7,
-      anon_sym_SEMI,
-      anon_sym_RBRACE,
-      anon_sym_tcp,
-      anon_sym_udp,
-      anon_sym_sctp,
-      anon_sym_icmpv6,
-      anon_sym_ip,
-  [717] = 5,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(141), 1,
-      anon_sym_COMMA,
-    ACTIONS(157), 1,
-      anon_sym_icmp,
-    STATE(31), 1,
-      aux_sym_icmp_entry_repeat1,
-    ACTIONS(155), 7,
-      anon_sym_SEMI,
-      anon_sym_RBRACE,
-      anon_sym_tcp,
-      anon_sym_udp,
-      anon_sym_sctp,
-      anon_sym_icmpv6,
-      anon_sym_ip,
-  [739] = 5,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(163), 1,
-      aux_sym_label_token1,
-    ACTIONS(165), 1,
-      aux_sym_label_token2,
-    ACTIONS(159), 3,
-      anon_sym_SEMI,
-      anon_sym_RBRACE,
-      anon_sym_COMMA,
-    ACTIONS(161), 5,
-      anon_sym_select,
-      anon_sym_address,
-      anon_sym_endpoint,
-      anon_sym_provides,
-      anon_sym_consumes,
-  [761] = 5,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(169), 1,
-      anon_sym_COMMA,
-    ACTIONS(171), 1,
-      anon_sym_except,
-    STATE(53), 1,
-      aux_sym_address_repeat2,
-    ACTIONS(167), 7,
-      anon_sym_SEMI,
-      anon_sym_RBRACE,
-      anon_sym_select,
-      anon_sym_address,
-      anon_sym_endpoint,
-      anon_sym_provides,
-      anon_sym_consumes,
-  [783] = 4,
+  [731] = 5,
     ACTIONS(3), 1,
       sym_comment,
     ACTIONS(129), 1,
-      anon_sym_DASH,
-    ACTIONS(175), 1,
+      anon_sym_COMMA,
+    ACTIONS(133), 1,
       anon_sym_icmp,
-    ACTIONS(173), 8,
+    STATE(28), 1,
+      aux_sym_port_entry_repeat1,
+    ACTIONS(127), 7,
       anon_sym_SEMI,
       anon_sym_RBRACE,
       anon_sym_tcp,
       anon_sym_udp,
       anon_sym_sctp,
-      anon_sym_COMMA,
       anon_sym_icmpv6,
       anon_sym_ip,
-  [803] = 5,
+  [753] = 5,
     ACTIONS(3), 1,
       sym_comment,
-    ACTIONS(179), 1,
+    ACTIONS(154), 1,
       anon_sym_COMMA,
-    ACTIONS(182), 1,
+    ACTIONS(156), 1,
       anon_sym_icmp,
-    STATE(30), 1,
-      aux_sym_port_entry_repeat1,
-    ACTIONS(177), 7,
+    STATE(29), 1,
+      aux_sym_icmp_entry_repeat1,
+    ACTIONS(152), 7,
       anon_sym_SEMI,
       anon_sym_RBRACE,
       anon_sym_tcp,
@@ -4017,15 +4141,116 @@ static const uint16_t ts_small_parse_table[] = {
       anon_sym_sctp,
       anon_sym_icmpv6,
       anon_sym_ip,
-  [825] = 5,
+  [775] = 5,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(129), 1,
+      anon_sym_COMMA,
+    ACTIONS(160), 1,
+      anon_sym_icmp,
+    STATE(33), 1,
+      aux_sym_port_entry_repeat1,
+    ACTIONS(158), 7,
+      anon_sym_SEMI,
+      anon_sym_RBRACE,
+      anon_sym_tcp,
+      anon_sym_udp,
+      anon_sym_sctp,
+      anon_sym_icmpv6,
+      anon_sym_ip,
+  [797] = 5,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(129), 1,
+      anon_sym_COMMA,
+    ACTIONS(160), 1,
+      anon_sym_icmp,
+    STATE(33), 1,
+      aux_sym_port_entry_repeat1,
+    ACTIONS(158), 7,
+      anon_sym_SEMI,
+      anon_sym_RBRACE,
+      anon_sym_tcp,
+      anon_sym_udp,
+      anon_sym_sctp,
+      anon_sym_icmpv6,
+      anon_sym_ip,
+  [819] = 5,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(154), 1,
+      anon_sym_COMMA,
+    ACTIONS(164), 1,
+      anon_sym_icmp,
+    STATE(34), 1,
+      aux_sym_icmp_entry_repeat1,
+    ACTIONS(162), 7,
+      anon_sym_SEMI,
+      anon_sym_RBRACE,
+      anon_sym_tcp,
+      anon_sym_udp,
+      anon_sym_sctp,
+      anon_sym_icmpv6,
+      anon_sym_ip,
+  [841] = 5,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(170), 1,
+      aux_sym_label_token1,
+    ACTIONS(172), 1,
+      aux_sym_label_token2,
+    ACTIONS(166), 3,
+      anon_sym_SEMI,
+      anon_sym_RBRACE,
+      anon_sym_COMMA,
+    ACTIONS(168), 5,
+      anon_sym_select,
+      anon_sym_address,
+      anon_sym_endpoint,
+      anon_sym_provides,
+      anon_sym_consumes,
+  [863] = 5,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(176), 1,
+      anon_sym_COMMA,
+    ACTIONS(178), 1,
+      anon_sym_labels,
+    STATE(35), 1,
+      aux_sym_endpoint_repeat1,
+    ACTIONS(174), 7,
+      anon_sym_SEMI,
+      anon_sym_RBRACE,
+      anon_sym_select,
+      anon_sym_address,
+      anon_sym_endpoint,
+      anon_sym_provides,
+      anon_sym_consumes,
+  [885] = 4,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(131), 1,
+      anon_sym_DASH,
+    ACTIONS(182), 1,
+      anon_sym_icmp,
+    ACTIONS(180), 8,
+      anon_sym_SEMI,
+      anon_sym_RBRACE,
+      anon_sym_tcp,
+      anon_sym_udp,
+      anon_sym_sctp,
+      anon_sym_COMMA,
+      anon_sym_icmpv6,
+      anon_sym_ip,
+  [905] = 5,
     ACTIONS(3), 1,
       sym_comment,
     ACTIONS(186), 1,
       anon_sym_COMMA,
     ACTIONS(189), 1,
       anon_sym_icmp,
-    STATE(31), 1,
-      aux_sym_icmp_entry_repeat1,
+    STATE(33), 1,
+      aux_sym_port_entry_repeat1,
     ACTIONS(184), 7,
       anon_sym_SEMI,
       anon_sym_RBRACE,
@@ -4034,81 +4259,71 @@ static const uint16_t ts_small_parse_table[] = {
       anon_sym_sctp,
       anon_sym_icmpv6,
       anon_sym_ip,
-  [847] = 5,
+  [927] = 5,
     ACTIONS(3), 1,
       sym_comment,
-    ACTIONS(135), 1,
-      anon_sym_COMMA,
     ACTIONS(193), 1,
-      anon_sym_labels,
-    STATE(33), 1,
-      aux_sym_endpoint_repeat1,
+      anon_sym_COMMA,
+    ACTIONS(196), 1,
+      anon_sym_icmp,
+    STATE(34), 1,
+      aux_sym_icmp_entry_repeat1,
     ACTIONS(191), 7,
       anon_sym_SEMI,
       anon_sym_RBRACE,
-      anon_sym_select,
-      anon_sym_address,
-      anon_sym_endpoint,
-      anon_sym_provides,
-      anon_sym_consumes,
-  [869] = 4,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(197), 1,
-      anon_sym_COMMA,
-    STATE(33), 1,
-      aux_sym_endpoint_repeat1,
-    ACTIONS(195), 8,
-      anon_sym_SEMI,
-      anon_sym_RBRACE,
-      anon_sym_select,
-      anon_sym_address,
-      anon_sym_endpoint,
-      anon_sym_labels,
-      anon_sym_provides,
-      anon_sym_consumes,
-  [889] = 2,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(200), 9,
-      anon_sym_SEMI,
-      anon_sym_RBRACE,
-      anon_sym_filter,
-      anon_sym_global,
-      anon_sym_contract,
-      anon_sym_group,
-      anon_sym_external,
-      anon_sym_any,
-      anon_sym_assert,
-  [904] = 2,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(202), 9,
-      anon_sym_SEMI,
-      anon_sym_RBRACE,
-      anon_sym_filter,
-      anon_sym_global,
-      anon_sym_contract,
-      anon_sym_group,
-      anon_sym_external,
-      anon_sym_any,
-      anon_sym_assert,
-  [919] = 4,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(208), 1,
-      sym_icmp_type,
-    ACTIONS(204), 2,
-      anon_sym_SEMI,
-      anon_sym_RBRACE,
-    ACTIONS(206), 6,
       anon_sym_tcp,
       anon_sym_udp,
       anon_sym_sctp,
-      anon_sym_icmp,
       anon_sym_icmpv6,
       anon_sym_ip,
-  [938] = 2,
+  [949] = 5,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(176), 1,
+      anon_sym_COMMA,
+    ACTIONS(200), 1,
+      anon_sym_labels,
+    STATE(23), 1,
+      aux_sym_endpoint_repeat1,
+    ACTIONS(198), 7,
+      anon_sym_SEMI,
+      anon_sym_RBRACE,
+      anon_sym_select,
+      anon_sym_address,
+      anon_sym_endpoint,
+      anon_sym_provides,
+      anon_sym_consumes,
+  [971] = 4,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(204), 1,
+      anon_sym_COMMA,
+    STATE(64), 1,
+      aux_sym_select_repeat1,
+    ACTIONS(202), 7,
+      anon_sym_SEMI,
+      anon_sym_RBRACE,
+      anon_sym_select,
+      anon_sym_address,
+      anon_sym_endpoint,
+      anon_sym_provides,
+      anon_sym_consumes,
+  [990] = 4,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(208), 1,
+      anon_sym_COMMA,
+    STATE(73), 1,
+      aux_sym_endpoint_repeat2,
+    ACTIONS(206), 7,
+      anon_sym_SEMI,
+      anon_sym_RBRACE,
+      anon_sym_select,
+      anon_sym_address,
+      anon_sym_endpoint,
+      anon_sym_provides,
+      anon_sym_consumes,
+  [1009] = 2,
     ACTIONS(3), 1,
       sym_comment,
     ACTIONS(210), 9,
@@ -4121,38 +4336,27 @@ static const uint16_t ts_small_parse_table[] = {
       anon_sym_external,
       anon_sym_any,
       anon_sym_assert,
-  [953] = 2,
+  [1024] = 4,
     ACTIONS(3), 1,
       sym_comment,
-    ACTIONS(212), 9,
-      anon_sym_SEMI,
-      anon_sym_RBRACE,
-      anon_sym_filter,
-      anon_sym_global,
-      anon_sym_contract,
-      anon_sym_group,
-      anon_sym_external,
-      anon_sym_any,
-      anon_sym_assert,
-  [968] = 2,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(214), 9,
-      anon_sym_SEMI,
-      anon_sym_RBRACE,
-      anon_sym_filter,
-      anon_sym_global,
-      anon_sym_contract,
-      anon_sym_group,
-      anon_sym_external,
-      anon_sym_any,
-      anon_sym_assert,
-  [983] = 4,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(218), 1,
+    ACTIONS(214), 1,
       anon_sym_COMMA,
-    STATE(49), 1,
+    STATE(51), 1,
+      aux_sym_provides_repeat1,
+    ACTIONS(212), 7,
+      anon_sym_SEMI,
+      anon_sym_RBRACE,
+      anon_sym_select,
+      anon_sym_address,
+      anon_sym_endpoint,
+      anon_sym_provides,
+      anon_sym_consumes,
+  [1043] = 4,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(214), 1,
+      anon_sym_COMMA,
+    STATE(52), 1,
       aux_sym_provides_repeat1,
     ACTIONS(216), 7,
       anon_sym_SEMI,
@@ -4162,25 +4366,10 @@ static const uint16_t ts_small_parse_table[] = {
       anon_sym_endpoint,
       anon_sym_provides,
       anon_sym_consumes,
-  [1002] = 4,
+  [1062] = 2,
     ACTIONS(3), 1,
       sym_comment,
-    ACTIONS(218), 1,
-      anon_sym_COMMA,
-    STATE(72), 1,
-      aux_sym_provides_repeat1,
-    ACTIONS(220), 7,
-      anon_sym_SEMI,
-      anon_sym_RBRACE,
-      anon_sym_select,
-      anon_sym_address,
-      anon_sym_endpoint,
-      anon_sym_provides,
-      anon_sym_consumes,
-  [1021] = 2,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(222), 9,
+    ACTIONS(218), 9,
       anon_sym_SEMI,
       anon_sym_RBRACE,
       anon_sym_filter,
@@ -4190,12 +4379,11 @@ static const uint16_t ts_small_parse_table[] = {
       anon_sym_external,
       anon_sym_any,
       anon_sym_assert,
-  [1036] = 3,
+  [1077] = 2,
     ACTIONS(3), 1,
       sym_comment,
-    ACTIONS(224), 1,
+    ACTIONS(220), 9,
       anon_sym_SEMI,
-    ACTIONS(226), 8,
       anon_sym_RBRACE,
       anon_sym_filter,
       anon_sym_global,
@@ -4204,7 +4392,22 @@ static const uint16_t ts_small_parse_table[] = {
       anon_sym_external,
       anon_sym_any,
       anon_sym_assert,
-  [1053] = 2,
+  [1092] = 4,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(226), 1,
+      sym_icmp_type,
+    ACTIONS(222), 2,
+      anon_sym_SEMI,
+      anon_sym_RBRACE,
+    ACTIONS(224), 6,
+      anon_sym_tcp,
+      anon_sym_udp,
+      anon_sym_sctp,
+      anon_sym_icmp,
+      anon_sym_icmpv6,
+      anon_sym_ip,
+  [1111] = 2,
     ACTIONS(3), 1,
       sym_comment,
     ACTIONS(228), 9,
@@ -4217,7 +4420,7 @@ static const uint16_t ts_small_parse_table[] = {
       anon_sym_external,
       anon_sym_any,
       anon_sym_assert,
-  [1068] = 2,
+  [1126] = 2,
     ACTIONS(3), 1,
       sym_comment,
     ACTIONS(230), 9,
@@ -4230,14 +4433,27 @@ static const uint16_t ts_small_parse_table[] = {
       anon_sym_external,
       anon_sym_any,
       anon_sym_assert,
-  [1083] = 4,
+  [1141] = 2,
     ACTIONS(3), 1,
       sym_comment,
-    ACTIONS(234), 1,
+    ACTIONS(232), 9,
+      anon_sym_SEMI,
+      anon_sym_RBRACE,
+      anon_sym_filter,
+      anon_sym_global,
+      anon_sym_contract,
+      anon_sym_group,
+      anon_sym_external,
+      anon_sym_any,
+      anon_sym_assert,
+  [1156] = 4,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(204), 1,
       anon_sym_COMMA,
-    STATE(52), 1,
+    STATE(36), 1,
       aux_sym_select_repeat1,
-    ACTIONS(232), 7,
+    ACTIONS(234), 7,
       anon_sym_SEMI,
       anon_sym_RBRACE,
       anon_sym_select,
@@ -4245,7 +4461,7 @@ static const uint16_t ts_small_parse_table[] = {
       anon_sym_endpoint,
       anon_sym_provides,
       anon_sym_consumes,
-  [1102] = 2,
+  [1175] = 2,
     ACTIONS(3), 1,
       sym_comment,
     ACTIONS(236), 9,
@@ -4258,7 +4474,7 @@ static const uint16_t ts_small_parse_table[] = {
       anon_sym_external,
       anon_sym_any,
       anon_sym_assert,
-  [1117] = 2,
+  [1190] = 2,
     ACTIONS(3), 1,
       sym_comment,
     ACTIONS(238), 9,
@@ -4271,14 +4487,27 @@ static const uint16_t ts_small_parse_table[] = {
       anon_sym_external,
       anon_sym_any,
       anon_sym_assert,
-  [1132] = 4,
+  [1205] = 2,
     ACTIONS(3), 1,
       sym_comment,
-    ACTIONS(218), 1,
+    ACTIONS(240), 9,
+      anon_sym_SEMI,
+      anon_sym_RBRACE,
+      anon_sym_filter,
+      anon_sym_global,
+      anon_sym_contract,
+      anon_sym_group,
+      anon_sym_external,
+      anon_sym_any,
+      anon_sym_assert,
+  [1220] = 4,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(214), 1,
       anon_sym_COMMA,
-    STATE(56), 1,
+    STATE(58), 1,
       aux_sym_provides_repeat1,
-    ACTIONS(240), 7,
+    ACTIONS(242), 7,
       anon_sym_SEMI,
       anon_sym_RBRACE,
       anon_sym_select,
@@ -4286,11 +4515,27 @@ static const uint16_t ts_small_parse_table[] = {
       anon_sym_endpoint,
       anon_sym_provides,
       anon_sym_consumes,
-  [1151] = 2,
+  [1239] = 4,
     ACTIONS(3), 1,
       sym_comment,
-    ACTIONS(242), 9,
+    ACTIONS(214), 1,
+      anon_sym_COMMA,
+    STATE(58), 1,
+      aux_sym_provides_repeat1,
+    ACTIONS(244), 7,
       anon_sym_SEMI,
+      anon_sym_RBRACE,
+      anon_sym_select,
+      anon_sym_address,
+      anon_sym_endpoint,
+      anon_sym_provides,
+      anon_sym_consumes,
+  [1258] = 3,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(246), 1,
+      anon_sym_SEMI,
+    ACTIONS(248), 8,
       anon_sym_RBRACE,
       anon_sym_filter,
       anon_sym_global,
@@ -4299,50 +4544,7 @@ static const uint16_t ts_small_parse_table[] = {
       anon_sym_external,
       anon_sym_any,
       anon_sym_assert,
-  [1166] = 2,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(244), 9,
-      anon_sym_SEMI,
-      anon_sym_RBRACE,
-      anon_sym_filter,
-      anon_sym_global,
-      anon_sym_contract,
-      anon_sym_group,
-      anon_sym_external,
-      anon_sym_any,
-      anon_sym_assert,
-  [1181] = 4,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(234), 1,
-      anon_sym_COMMA,
-    STATE(61), 1,
-      aux_sym_select_repeat1,
-    ACTIONS(246), 7,
-      anon_sym_SEMI,
-      anon_sym_RBRACE,
-      anon_sym_select,
-      anon_sym_address,
-      anon_sym_endpoint,
-      anon_sym_provides,
-      anon_sym_consumes,
-  [1200] = 4,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(169), 1,
-      anon_sym_COMMA,
-    STATE(63), 1,
-      aux_sym_address_repeat2,
-    ACTIONS(248), 7,
-      anon_sym_SEMI,
-      anon_sym_RBRACE,
-      anon_sym_select,
-      anon_sym_address,
-      anon_sym_endpoint,
-      anon_sym_provides,
-      anon_sym_consumes,
-  [1219] = 2,
+  [1275] = 2,
     ACTIONS(3), 1,
       sym_comment,
     ACTIONS(250), 9,
@@ -4355,27 +4557,14 @@ static const uint16_t ts_small_parse_table[] = {
       anon_sym_external,
       anon_sym_any,
       anon_sym_assert,
-  [1234] = 2,
+  [1290] = 4,
     ACTIONS(3), 1,
       sym_comment,
-    ACTIONS(252), 9,
-      anon_sym_SEMI,
-      anon_sym_RBRACE,
-      anon_sym_filter,
-      anon_sym_global,
-      anon_sym_contract,
-      anon_sym_group,
-      anon_sym_external,
-      anon_sym_any,
-      anon_sym_assert,
-  [1249] = 4,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(256), 1,
+    ACTIONS(137), 1,
       anon_sym_COMMA,
-    STATE(56), 1,
-      aux_sym_provides_repeat1,
-    ACTIONS(254), 7,
+    STATE(66), 1,
+      aux_sym_address_repeat2,
+    ACTIONS(252), 7,
       anon_sym_SEMI,
       anon_sym_RBRACE,
       anon_sym_select,
@@ -4383,10 +4572,10 @@ static const uint16_t ts_small_parse_table[] = {
       anon_sym_endpoint,
       anon_sym_provides,
       anon_sym_consumes,
-  [1268] = 2,
+  [1309] = 2,
     ACTIONS(3), 1,
       sym_comment,
-    ACTIONS(259), 9,
+    ACTIONS(254), 9,
       anon_sym_SEMI,
       anon_sym_RBRACE,
       anon_sym_filter,
@@ -4396,12 +4585,53 @@ static const uint16_t ts_small_parse_table[] = {
       anon_sym_external,
       anon_sym_any,
       anon_sym_assert,
-  [1283] = 3,
+  [1324] = 2,
     ACTIONS(3), 1,
       sym_comment,
-    ACTIONS(175), 1,
+    ACTIONS(256), 9,
+      anon_sym_SEMI,
+      anon_sym_RBRACE,
+      anon_sym_filter,
+      anon_sym_global,
+      anon_sym_contract,
+      anon_sym_group,
+      anon_sym_external,
+      anon_sym_any,
+      anon_sym_assert,
+  [1339] = 4,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(260), 1,
+      anon_sym_COMMA,
+    STATE(58), 1,
+      aux_sym_provides_repeat1,
+    ACTIONS(258), 7,
+      anon_sym_SEMI,
+      anon_sym_RBRACE,
+      anon_sym_select,
+      anon_sym_address,
+      anon_sym_endpoint,
+      anon_sym_provides,
+      anon_sym_consumes,
+  [1358] = 2,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(263), 9,
+      anon_sym_SEMI,
+      anon_sym_RBRACE,
+      anon_sym_filter,
+      anon_sym_global,
+      anon_sym_contract,
+      anon_sym_group,
+      anon_sym_external,
+      anon_sym_any,
+      anon_sym_assert,
+  [1373] = 3,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(182), 1,
       anon_sym_icmp,
-    ACTIONS(173), 8,
+    ACTIONS(180), 8,
       anon_sym_SEMI,
       anon_sym_RBRACE,
       anon_sym_tcp,
@@ -4410,21 +4640,7 @@ static const uint16_t ts_small_parse_table[] = {
       anon_sym_COMMA,
       anon_sym_icmpv6,
       anon_sym_ip,
-  [1300] = 3,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(263), 1,
-      anon_sym_icmp,
-    ACTIONS(261), 8,
-      anon_sym_SEMI,
-      anon_sym_RBRACE,
-      anon_sym_tcp,
-      anon_sym_udp,
-      anon_sym_sctp,
-      anon_sym_COMMA,
-      anon_sym_icmpv6,
-      anon_sym_ip,
-  [1317] = 3,
+  [1390] = 3,
     ACTIONS(3), 1,
       sym_comment,
     ACTIONS(267), 1,
@@ -4438,29 +4654,41 @@ static const uint16_t ts_small_parse_table[] = {
       anon_sym_COMMA,
       anon_sym_icmpv6,
       anon_sym_ip,
-  [1334] = 4,
+  [1407] = 2,
     ACTIONS(3), 1,
       sym_comment,
-    ACTIONS(271), 1,
-      anon_sym_COMMA,
-    STATE(61), 1,
-      aux_sym_select_repeat1,
-    ACTIONS(269), 7,
+    ACTIONS(269), 9,
       anon_sym_SEMI,
       anon_sym_RBRACE,
-      anon_sym_select,
-      anon_sym_address,
-      anon_sym_endpoint,
-      anon_sym_provides,
-      anon_sym_consumes,
-  [1353] = 4,
+      anon_sym_filter,
+      anon_sym_global,
+      anon_sym_contract,
+      anon_sym_group,
+      anon_sym_external,
+      anon_sym_any,
+      anon_sym_assert,
+  [1422] = 3,
     ACTIONS(3), 1,
       sym_comment,
-    ACTIONS(276), 1,
+    ACTIONS(273), 1,
+      anon_sym_icmp,
+    ACTIONS(271), 8,
+      anon_sym_SEMI,
+      anon_sym_RBRACE,
+      anon_sym_tcp,
+      anon_sym_udp,
+      anon_sym_sctp,
+      anon_sym_COMMA,
+      anon_sym_icmpv6,
+      anon_sym_ip,
+  [1439] = 4,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(277), 1,
       anon_sym_COMMA,
     STATE(64), 1,
-      aux_sym_address_repeat1,
-    ACTIONS(274), 7,
+      aux_sym_select_repeat1,
+    ACTIONS(275), 7,
       anon_sym_SEMI,
       anon_sym_RBRACE,
       anon_sym_select,
@@ -4468,29 +4696,14 @@ static const uint16_t ts_small_parse_table[] = {
       anon_sym_endpoint,
       anon_sym_provides,
       anon_sym_consumes,
-  [1372] = 4,
+  [1458] = 4,
     ACTIONS(3), 1,
       sym_comment,
-    ACTIONS(280), 1,
-      anon_sym_COMMA,
-    STATE(63), 1,
-      aux_sym_address_repeat2,
-    ACTIONS(278), 7,
-      anon_sym_SEMI,
-      anon_sym_RBRACE,
-      anon_sym_select,
-      anon_sym_address,
-      anon_sym_endpoint,
-      anon_sym_provides,
-      anon_sym_consumes,
-  [1391] = 4,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(276), 1,
+    ACTIONS(282), 1,
       anon_sym_COMMA,
     STATE(67), 1,
       aux_sym_address_repeat1,
-    ACTIONS(283), 7,
+    ACTIONS(280), 7,
       anon_sym_SEMI,
       anon_sym_RBRACE,
       anon_sym_select,
@@ -4498,10 +4711,40 @@ static const uint16_t ts_small_parse_table[] = {
       anon_sym_endpoint,
       anon_sym_provides,
       anon_sym_consumes,
-  [1410] = 2,
+  [1477] = 4,
     ACTIONS(3), 1,
       sym_comment,
-    ACTIONS(285), 9,
+    ACTIONS(286), 1,
+      anon_sym_COMMA,
+    STATE(66), 1,
+      aux_sym_address_repeat2,
+    ACTIONS(284), 7,
+      anon_sym_SEMI,
+      anon_sym_RBRACE,
+      anon_sym_select,
+      anon_sym_address,
+      anon_sym_endpoint,
+      anon_sym_provides,
+      anon_sym_consumes,
+  [1496] = 4,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(282), 1,
+      anon_sym_COMMA,
+    STATE(70), 1,
+      aux_sym_address_repeat1,
+    ACTIONS(289), 7,
+      anon_sym_SEMI,
+      anon_sym_RBRACE,
+      anon_sym_select,
+      anon_sym_address,
+      anon_sym_endpoint,
+      anon_sym_provides,
+      anon_sym_consumes,
+  [1515] = 2,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(291), 9,
       anon_sym_SEMI,
       anon_sym_RBRACE,
       anon_sym_COMMA,
@@ -4511,59 +4754,14 @@ static const uint16_t ts_small_parse_table[] = {
       anon_sym_labels,
       anon_sym_provides,
       anon_sym_consumes,
-  [1425] = 4,
+  [1530] = 4,
     ACTIONS(3), 1,
       sym_comment,
-    ACTIONS(289), 1,
-      anon_sym_COMMA,
-    STATE(68), 1,
-      aux_sym_endpoint_repeat2,
-    ACTIONS(287), 7,
-      anon_sym_SEMI,
-      anon_sym_RBRACE,
-      anon_sym_select,
-      anon_sym_address,
-      anon_sym_endpoint,
-      anon_sym_provides,
-      anon_sym_consumes,
-  [1444] = 4,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(293), 1,
-      anon_sym_COMMA,
-    STATE(67), 1,
-      aux_sym_address_repeat1,
-    ACTIONS(291), 7,
-      anon_sym_SEMI,
-      anon_sym_RBRACE,
-      anon_sym_select,
-      anon_sym_address,
-      anon_sym_endpoint,
-      anon_sym_provides,
-      anon_sym_consumes,
-  [1463] = 4,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(289), 1,
-      anon_sym_COMMA,
-    STATE(70), 1,
-      aux_sym_endpoint_repeat2,
-    ACTIONS(296), 7,
-      anon_sym_SEMI,
-      anon_sym_RBRACE,
-      anon_sym_select,
-      anon_sym_address,
-      anon_sym_endpoint,
-      anon_sym_provides,
-      anon_sym_consumes,
-  [1482] = 4,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(289), 1,
+    ACTIONS(208), 1,
       anon_sym_COMMA,
     STATE(71), 1,
       aux_sym_endpoint_repeat2,
-    ACTIONS(298), 7,
+    ACTIONS(293), 7,
       anon_sym_SEMI,
       anon_sym_RBRACE,
       anon_sym_select,
@@ -4571,12 +4769,27 @@ static const uint16_t ts_small_parse_table[] = {
       anon_sym_endpoint,
       anon_sym_provides,
       anon_sym_consumes,
-  [1501] = 4,
+  [1549] = 4,
     ACTIONS(3), 1,
       sym_comment,
-    ACTIONS(302), 1,
+    ACTIONS(297), 1,
       anon_sym_COMMA,
     STATE(70), 1,
+      aux_sym_address_repeat1,
+    ACTIONS(295), 7,
+      anon_sym_SEMI,
+      anon_sym_RBRACE,
+      anon_sym_select,
+      anon_sym_address,
+      anon_sym_endpoint,
+      anon_sym_provides,
+      anon_sym_consumes,
+  [1568] = 4,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(208), 1,
+      anon_sym_COMMA,
+    STATE(73), 1,
       aux_sym_endpoint_repeat2,
     ACTIONS(300), 7,
       anon_sym_SEMI,
@@ -4586,14 +4799,14 @@ static const uint16_t ts_small_parse_table[] = {
       anon_sym_endpoint,
       anon_sym_provides,
       anon_sym_consumes,
-  [1520] = 4,
+  [1587] = 4,
     ACTIONS(3), 1,
       sym_comment,
-    ACTIONS(289), 1,
+    ACTIONS(208), 1,
       anon_sym_COMMA,
-    STATE(70), 1,
+    STATE(37), 1,
       aux_sym_endpoint_repeat2,
-    ACTIONS(305), 7,
+    ACTIONS(302), 7,
       anon_sym_SEMI,
       anon_sym_RBRACE,
       anon_sym_select,
@@ -4601,14 +4814,14 @@ static const uint16_t ts_small_parse_table[] = {
       anon_sym_endpoint,
       anon_sym_provides,
       anon_sym_consumes,
-  [1539] = 4,
+  [1606] = 4,
     ACTIONS(3), 1,
       sym_comment,
-    ACTIONS(218), 1,
+    ACTIONS(306), 1,
       anon_sym_COMMA,
-    STATE(56), 1,
-      aux_sym_provides_repeat1,
-    ACTIONS(307), 7,
+    STATE(73), 1,
+      aux_sym_endpoint_repeat2,
+    ACTIONS(304), 7,
       anon_sym_SEMI,
       anon_sym_RBRACE,
       anon_sym_select,
@@ -4616,22 +4829,11 @@ static const uint16_t ts_small_parse_table[] = {
       anon_sym_endpoint,
       anon_sym_provides,
       anon_sym_consumes,
-  [1558] = 2,
+  [1625] = 2,
     ACTIONS(3), 1,
       sym_comment,
-    ACTIONS(309), 8,
+    ACTIONS(309), 9,
       anon_sym_SEMI,
-      anon_sym_RBRACE,
-      anon_sym_COMMA,
-      anon_sym_select,
-      anon_sym_address,
-      anon_sym_endpoint,
-      anon_sym_provides,
-      anon_sym_consumes,
-  [1572] = 2,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(37), 8,
       anon_sym_RBRACE,
       anon_sym_filter,
       anon_sym_global,
@@ -4640,7 +4842,7 @@ static const uint16_t ts_small_parse_table[] = {
       anon_sym_external,
       anon_sym_any,
       anon_sym_assert,
-  [1586] = 2,
+  [1640] = 2,
     ACTIONS(3), 1,
       sym_comment,
     ACTIONS(311), 8,
@@ -4652,7 +4854,7 @@ static const uint16_t ts_small_parse_table[] = {
       anon_sym_endpoint,
       anon_sym_provides,
       anon_sym_consumes,
-  [1600] = 2,
+  [1654] = 2,
     ACTIONS(3), 1,
       sym_comment,
     ACTIONS(313), 8,
@@ -4664,7 +4866,7 @@ static const uint16_t ts_small_parse_table[] = {
       anon_sym_endpoint,
       anon_sym_provides,
       anon_sym_consumes,
-  [1614] = 2,
+  [1668] = 2,
     ACTIONS(3), 1,
       sym_comment,
     ACTIONS(315), 8,
@@ -4676,7 +4878,19 @@ static const uint16_t ts_small_parse_table[] = {
       anon_sym_endpoint,
       anon_sym_provides,
       anon_sym_consumes,
-  [1628] = 2,
+  [1682] = 2,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(275), 8,
+      anon_sym_SEMI,
+      anon_sym_RBRACE,
+      anon_sym_COMMA,
+      anon_sym_select,
+      anon_sym_address,
+      anon_sym_endpoint,
+      anon_sym_provides,
+      anon_sym_consumes,
+  [1696] = 2,
     ACTIONS(3), 1,
       sym_comment,
     ACTIONS(317), 8,
@@ -4688,10 +4902,10 @@ static const uint16_t ts_small_parse_table[] = {
       anon_sym_endpoint,
       anon_sym_provides,
       anon_sym_consumes,
-  [1642] = 2,
+  [1710] = 2,
     ACTIONS(3), 1,
       sym_comment,
-    ACTIONS(269), 8,
+    ACTIONS(319), 8,
       anon_sym_SEMI,
       anon_sym_RBRACE,
       anon_sym_COMMA,
@@ -4700,804 +4914,881 @@ static const uint16_t ts_small_parse_table[] = {
       anon_sym_endpoint,
       anon_sym_provides,
       anon_sym_consumes,
-  [1656] = 3,
+  [1724] = 2,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(37), 8,
+      anon_sym_RBRACE,
+      anon_sym_filter,
+      anon_sym_global,
+      anon_sym_contract,
+      anon_sym_group,
+      anon_sym_external,
+      anon_sym_any,
+      anon_sym_assert,
+  [1738] = 4,
     ACTIONS(3), 1,
       sym_comment,
     ACTIONS(321), 1,
-      anon_sym_icmp,
-    ACTIONS(319), 7,
       anon_sym_SEMI,
+    ACTIONS(325), 1,
+      anon_sym_icmp,
+    ACTIONS(323), 6,
       anon_sym_RBRACE,
       anon_sym_tcp,
       anon_sym_udp,
       anon_sym_sctp,
       anon_sym_icmpv6,
       anon_sym_ip,
-  [1672] = 4,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(323), 1,
-      anon_sym_SEMI,
-    ACTIONS(327), 1,
-      anon_sym_icmp,
-    ACTIONS(325), 6,
-      anon_sym_RBRACE,
-      anon_sym_tcp,
-      anon_sym_udp,
-      anon_sym_sctp,
-      anon_sym_icmpv6,
-      anon_sym_ip,
-  [1690] = 3,
+  [1756] = 3,
     ACTIONS(3), 1,
       sym_comment,
     ACTIONS(329), 1,
+      anon_sym_icmp,
+    ACTIONS(327), 7,
       anon_sym_SEMI,
-    ACTIONS(331), 6,
       anon_sym_RBRACE,
-      anon_sym_select,
-      anon_sym_address,
-      anon_sym_endpoint,
-      anon_sym_provides,
-      anon_sym_consumes,
-  [1705] = 4,
+      anon_sym_tcp,
+      anon_sym_udp,
+      anon_sym_sctp,
+      anon_sym_icmpv6,
+      anon_sym_ip,
+  [1772] = 4,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(333), 1,
+      anon_sym_icmp,
+    STATE(134), 1,
+      sym_probe,
+    ACTIONS(331), 5,
+      anon_sym_tcp,
+      anon_sym_udp,
+      anon_sym_sctp,
+      anon_sym_icmpv6,
+      anon_sym_ip,
+  [1789] = 5,
     ACTIONS(3), 1,
       sym_comment,
     ACTIONS(335), 1,
-      anon_sym_icmp,
-    STATE(127), 1,
-      sym_probe,
-    ACTIONS(333), 5,
-      anon_sym_tcp,
-      anon_sym_udp,
-      anon_sym_sctp,
-      anon_sym_icmpv6,
-      anon_sym_ip,
-  [1722] = 3,
-    ACTIONS(3), 1,
-      sym_comment,
+      anon_sym_LBRACE,
     ACTIONS(337), 1,
-      anon_sym_icmp,
-    ACTIONS(111), 6,
-      anon_sym_RBRACE,
-      anon_sym_tcp,
-      anon_sym_udp,
-      anon_sym_sctp,
-      anon_sym_icmpv6,
-      anon_sym_ip,
-  [1737] = 6,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(68), 1,
-      anon_sym_provides,
-    ACTIONS(70), 1,
-      anon_sym_consumes,
-    ACTIONS(339), 1,
-      anon_sym_RBRACE,
-    STATE(86), 1,
-      aux_sym_any_repeat1,
-    STATE(105), 2,
-      sym_provides,
-      sym_consumes,
-  [1757] = 6,
+      anon_sym_extends,
+    ACTIONS(339), 2,
+      sym_isolated,
+      sym_preferred,
+    STATE(88), 3,
+      sym__modifier,
+      sym_extends,
+      aux_sym_group_repeat1,
+  [1808] = 3,
     ACTIONS(3), 1,
       sym_comment,
     ACTIONS(341), 1,
-      anon_sym_RBRACE,
-    ACTIONS(343), 1,
-      anon_sym_provides,
-    ACTIONS(346), 1,
-      anon_sym_consumes,
-    STATE(86), 1,
-      aux_sym_any_repeat1,
-    STATE(105), 2,
-      sym_provides,
-      sym_consumes,
-  [1777] = 5,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(351), 1,
-      anon_sym_COMMA,
-    ACTIONS(353), 1,
-      anon_sym_log,
-    STATE(88), 1,
-      aux_sym_subject_repeat1,
-    ACTIONS(349), 3,
       anon_sym_SEMI,
-      anon_sym_RBRACE,
-      anon_sym_subject,
-  [1795] = 5,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(351), 1,
-      anon_sym_COMMA,
-    ACTIONS(357), 1,
-      anon_sym_log,
-    STATE(96), 1,
-      aux_sym_subject_repeat1,
-    ACTIONS(355), 3,
-      anon_sym_SEMI,
-      anon_sym_RBRACE,
-      anon_sym_subject,
-  [1813] = 2,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(78), 6,
+    ACTIONS(343), 6,
       anon_sym_RBRACE,
       anon_sym_select,
       anon_sym_address,
       anon_sym_endpoint,
       anon_sym_provides,
       anon_sym_consumes,
-  [1825] = 5,
+  [1823] = 5,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(337), 1,
+      anon_sym_extends,
+    ACTIONS(345), 1,
+      anon_sym_LBRACE,
+    ACTIONS(347), 2,
+      sym_isolated,
+      sym_preferred,
+    STATE(85), 3,
+      sym__modifier,
+      sym_extends,
+      aux_sym_group_repeat1,
+  [1842] = 5,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(349), 1,
+      anon_sym_LBRACE,
+    ACTIONS(351), 1,
+      anon_sym_extends,
+    ACTIONS(354), 2,
+      sym_isolated,
+      sym_preferred,
+    STATE(88), 3,
+      sym__modifier,
+      sym_extends,
+      aux_sym_group_repeat1,
+  [1861] = 6,
     ACTIONS(3), 1,
       sym_comment,
     ACTIONS(359), 1,
-      anon_sym_LBRACE,
+      anon_sym_COMMA,
     ACTIONS(361), 1,
-      anon_sym_extends,
+      anon_sym_both_DASHways,
     ACTIONS(363), 1,
+      anon_sym_log,
+    STATE(91), 1,
+      aux_sym_subject_repeat1,
+    ACTIONS(357), 3,
+      anon_sym_SEMI,
+      anon_sym_RBRACE,
+      anon_sym_subject,
+  [1882] = 5,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(337), 1,
+      anon_sym_extends,
+    ACTIONS(365), 1,
+      anon_sym_LBRACE,
+    ACTIONS(367), 2,
       sym_isolated,
+      sym_preferred,
     STATE(94), 3,
       sym__modifier,
       sym_extends,
       aux_sym_group_repeat1,
-  [1843] = 5,
+  [1901] = 6,
     ACTIONS(3), 1,
       sym_comment,
-    ACTIONS(365), 1,
-      anon_sym_LBRACE,
-    ACTIONS(367), 1,
-      anon_sym_extends,
-    ACTIONS(370), 1,
-      sym_isolated,
-    STATE(91), 3,
-      sym__modifier,
-      sym_extends,
-      aux_sym_group_repeat1,
-  [1861] = 5,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(361), 1,
-      anon_sym_extends,
+    ACTIONS(359), 1,
+      anon_sym_COMMA,
+    ACTIONS(371), 1,
+      anon_sym_both_DASHways,
     ACTIONS(373), 1,
+      anon_sym_log,
+    STATE(92), 1,
+      aux_sym_subject_repeat1,
+    ACTIONS(369), 3,
+      anon_sym_SEMI,
+      anon_sym_RBRACE,
+      anon_sym_subject,
+  [1922] = 4,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(377), 1,
+      anon_sym_COMMA,
+    STATE(92), 1,
+      aux_sym_subject_repeat1,
+    ACTIONS(375), 5,
+      anon_sym_SEMI,
+      anon_sym_RBRACE,
+      anon_sym_subject,
+      anon_sym_both_DASHways,
+      anon_sym_log,
+  [1939] = 3,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(380), 1,
+      anon_sym_icmp,
+    ACTIONS(113), 6,
+      anon_sym_RBRACE,
+      anon_sym_tcp,
+      anon_sym_udp,
+      anon_sym_sctp,
+      anon_sym_icmpv6,
+      anon_sym_ip,
+  [1954] = 5,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(337), 1,
+      anon_sym_extends,
+    ACTIONS(382), 1,
       anon_sym_LBRACE,
-    ACTIONS(375), 1,
+    ACTIONS(339), 2,
       sym_isolated,
-    STATE(95), 3,
+      sym_preferred,
+    STATE(88), 3,
       sym__modifier,
       sym_extends,
       aux_sym_group_repeat1,
-  [1879] = 6,
+  [1973] = 6,
     ACTIONS(3), 1,
       sym_comment,
-    ACTIONS(68), 1,
-      anon_sym_provides,
     ACTIONS(70), 1,
+      anon_sym_provides,
+    ACTIONS(72), 1,
       anon_sym_consumes,
-    ACTIONS(377), 1,
+    ACTIONS(384), 1,
       anon_sym_RBRACE,
-    STATE(85), 1,
+    STATE(98), 1,
       aux_sym_any_repeat1,
-    STATE(105), 2,
+    STATE(107), 2,
       sym_provides,
       sym_consumes,
-  [1899] = 5,
+  [1993] = 2,
     ACTIONS(3), 1,
       sym_comment,
-    ACTIONS(361), 1,
-      anon_sym_extends,
-    ACTIONS(379), 1,
-      anon_sym_LBRACE,
-    ACTIONS(381), 1,
-      sym_isolated,
-    STATE(91), 3,
-      sym__modifier,
-      sym_extends,
-      aux_sym_group_repeat1,
-  [1917] = 5,
+    ACTIONS(80), 6,
+      anon_sym_RBRACE,
+      anon_sym_select,
+      anon_sym_address,
+      anon_sym_endpoint,
+      anon_sym_provides,
+      anon_sym_consumes,
+  [2005] = 2,
     ACTIONS(3), 1,
       sym_comment,
-    ACTIONS(361), 1,
-      anon_sym_extends,
-    ACTIONS(381), 1,
-      sym_isolated,
-    ACTIONS(383), 1,
-      anon_sym_LBRACE,
-    STATE(91), 3,
-      sym__modifier,
-      sym_extends,
-      aux_sym_group_repeat1,
-  [1935] = 4,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(387), 1,
-      anon_sym_COMMA,
-    STATE(96), 1,
-      aux_sym_subject_repeat1,
-    ACTIONS(385), 4,
+    ACTIONS(386), 6,
       anon_sym_SEMI,
       anon_sym_RBRACE,
+      anon_sym_COMMA,
       anon_sym_subject,
+      anon_sym_both_DASHways,
       anon_sym_log,
-  [1951] = 4,
+  [2017] = 6,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(70), 1,
+      anon_sym_provides,
+    ACTIONS(72), 1,
+      anon_sym_consumes,
+    ACTIONS(388), 1,
+      anon_sym_RBRACE,
+    STATE(99), 1,
+      aux_sym_any_repeat1,
+    STATE(107), 2,
+      sym_provides,
+      sym_consumes,
+  [2037] = 6,
     ACTIONS(3), 1,
       sym_comment,
     ACTIONS(390), 1,
-      sym_name,
+      anon_sym_RBRACE,
     ACTIONS(392), 1,
-      sym_cidr,
-    STATE(152), 3,
-      sym_qualified_name,
-      sym__reference,
-      sym__target,
-  [1966] = 4,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(390), 1,
-      sym_name,
-    ACTIONS(394), 1,
-      sym_cidr,
-    STATE(83), 3,
-      sym_qualified_name,
-      sym__reference,
-      sym__target,
-  [1981] = 2,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(396), 5,
-      anon_sym_SEMI,
-      anon_sym_RBRACE,
-      anon_sym_COMMA,
-      anon_sym_subject,
-      anon_sym_log,
-  [1992] = 5,
+      anon_sym_provides,
+    ACTIONS(395), 1,
+      anon_sym_consumes,
+    STATE(99), 1,
+      aux_sym_any_repeat1,
+    STATE(107), 2,
+      sym_provides,
+      sym_consumes,
+  [2057] = 4,
     ACTIONS(3), 1,
       sym_comment,
     ACTIONS(398), 1,
-      anon_sym_RBRACE,
+      sym_name,
     ACTIONS(400), 1,
-      anon_sym_subject,
-    STATE(107), 1,
-      aux_sym_contract_repeat1,
-    STATE(113), 1,
-      sym_subject,
-  [2008] = 4,
+      sym_cidr,
+    STATE(145), 3,
+      sym_qualified_name,
+      sym__reference,
+      sym__target,
+  [2072] = 4,
     ACTIONS(3), 1,
       sym_comment,
+    ACTIONS(398), 1,
+      sym_name,
     ACTIONS(402), 1,
-      ts_builtin_sym_end,
+      sym_cidr,
+    STATE(84), 3,
+      sym_qualified_name,
+      sym__reference,
+      sym__target,
+  [2087] = 5,
+    ACTIONS(3), 1,
+      sym_comment,
     ACTIONS(404), 1,
+      anon_sym_RBRACE,
+    ACTIONS(406), 1,
+      anon_sym_subject,
+    STATE(106), 1,
+      aux_sym_contract_repeat1,
+    STATE(115), 1,
+      sym_subject,
+  [2103] = 3,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(410), 1,
+      anon_sym_log,
+    ACTIONS(408), 3,
+      anon_sym_SEMI,
+      anon_sym_RBRACE,
+      anon_sym_subject,
+  [2115] = 3,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(414), 1,
+      anon_sym_log,
+    ACTIONS(412), 3,
+      anon_sym_SEMI,
+      anon_sym_RBRACE,
+      anon_sym_subject,
+  [2127] = 4,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(416), 1,
+      ts_builtin_sym_end,
+    ACTIONS(418), 1,
       anon_sym_tenant,
-    STATE(101), 2,
+    STATE(105), 2,
       sym_tenant,
       aux_sym_source_file_repeat1,
-  [2022] = 5,
+  [2141] = 5,
     ACTIONS(3), 1,
       sym_comment,
-    ACTIONS(400), 1,
+    ACTIONS(406), 1,
       anon_sym_subject,
-    ACTIONS(407), 1,
+    ACTIONS(421), 1,
       anon_sym_RBRACE,
-    STATE(104), 1,
+    STATE(108), 1,
       aux_sym_contract_repeat1,
-    STATE(113), 1,
+    STATE(115), 1,
       sym_subject,
-  [2038] = 4,
+  [2157] = 3,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(423), 1,
+      anon_sym_SEMI,
+    ACTIONS(425), 3,
+      anon_sym_RBRACE,
+      anon_sym_provides,
+      anon_sym_consumes,
+  [2169] = 5,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(427), 1,
+      anon_sym_RBRACE,
+    ACTIONS(429), 1,
+      anon_sym_subject,
+    STATE(108), 1,
+      aux_sym_contract_repeat1,
+    STATE(115), 1,
+      sym_subject,
+  [2185] = 5,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(406), 1,
+      anon_sym_subject,
+    ACTIONS(432), 1,
+      anon_sym_RBRACE,
+    STATE(112), 1,
+      aux_sym_contract_repeat1,
+    STATE(115), 1,
+      sym_subject,
+  [2201] = 2,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(434), 4,
+      anon_sym_LBRACE,
+      anon_sym_extends,
+      sym_isolated,
+      sym_preferred,
+  [2211] = 4,
     ACTIONS(3), 1,
       sym_comment,
     ACTIONS(7), 1,
       anon_sym_tenant,
-    ACTIONS(409), 1,
+    ACTIONS(436), 1,
       ts_builtin_sym_end,
-    STATE(101), 2,
+    STATE(105), 2,
       sym_tenant,
       aux_sym_source_file_repeat1,
-  [2052] = 5,
+  [2225] = 5,
     ACTIONS(3), 1,
       sym_comment,
-    ACTIONS(400), 1,
+    ACTIONS(406), 1,
       anon_sym_subject,
-    ACTIONS(411), 1,
+    ACTIONS(438), 1,
       anon_sym_RBRACE,
-    STATE(107), 1,
+    STATE(108), 1,
       aux_sym_contract_repeat1,
-    STATE(113), 1,
+    STATE(115), 1,
       sym_subject,
-  [2068] = 3,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(413), 1,
-      anon_sym_SEMI,
-    ACTIONS(415), 3,
-      anon_sym_RBRACE,
-      anon_sym_provides,
-      anon_sym_consumes,
-  [2080] = 5,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(400), 1,
-      anon_sym_subject,
-    ACTIONS(417), 1,
-      anon_sym_RBRACE,
-    STATE(100), 1,
-      aux_sym_contract_repeat1,
-    STATE(113), 1,
-      sym_subject,
-  [2096] = 5,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(419), 1,
-      anon_sym_RBRACE,
-    ACTIONS(421), 1,
-      anon_sym_subject,
-    STATE(107), 1,
-      aux_sym_contract_repeat1,
-    STATE(113), 1,
-      sym_subject,
-  [2112] = 3,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(424), 1,
-      anon_sym_SLASH,
-    ACTIONS(426), 2,
-      anon_sym_deny,
-      anon_sym_allow,
-  [2123] = 3,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(428), 1,
-      sym_label_key,
-    STATE(79), 2,
-      sym__selector,
-      sym_label,
-  [2134] = 2,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(430), 3,
-      anon_sym_LBRACE,
-      anon_sym_extends,
-      sym_isolated,
-  [2143] = 2,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(341), 3,
-      anon_sym_RBRACE,
-      anon_sym_provides,
-      anon_sym_consumes,
-  [2152] = 3,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(432), 1,
-      sym_name,
-    STATE(40), 2,
-      sym_qualified_name,
-      sym__reference,
-  [2163] = 3,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(434), 1,
-      anon_sym_SEMI,
-    ACTIONS(436), 2,
-      anon_sym_RBRACE,
-      anon_sym_subject,
-  [2174] = 3,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(432), 1,
-      sym_name,
-    STATE(99), 2,
-      sym_qualified_name,
-      sym__reference,
-  [2185] = 2,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(438), 3,
-      anon_sym_SEMI,
-      anon_sym_RBRACE,
-      anon_sym_subject,
-  [2194] = 3,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(432), 1,
-      sym_name,
-    STATE(41), 2,
-      sym_qualified_name,
-      sym__reference,
-  [2205] = 3,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(432), 1,
-      sym_name,
-    STATE(76), 2,
-      sym_qualified_name,
-      sym__reference,
-  [2216] = 3,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(428), 1,
-      sym_label_key,
-    STATE(46), 2,
-      sym__selector,
-      sym_label,
-  [2227] = 2,
+  [2241] = 2,
     ACTIONS(3), 1,
       sym_comment,
     ACTIONS(440), 3,
       anon_sym_SEMI,
       anon_sym_RBRACE,
       anon_sym_subject,
-  [2236] = 3,
+  [2250] = 3,
     ACTIONS(3), 1,
       sym_comment,
-    ACTIONS(432), 1,
+    ACTIONS(442), 1,
       sym_name,
-    STATE(87), 2,
+    STATE(89), 2,
       sym_qualified_name,
       sym__reference,
-  [2247] = 2,
+  [2261] = 3,
     ACTIONS(3), 1,
       sym_comment,
-    ACTIONS(419), 2,
+    ACTIONS(444), 1,
+      anon_sym_SEMI,
+    ACTIONS(446), 2,
       anon_sym_RBRACE,
       anon_sym_subject,
-  [2255] = 2,
+  [2272] = 3,
     ACTIONS(3), 1,
       sym_comment,
-    ACTIONS(442), 2,
-      anon_sym_permit,
-      anon_sym_deny,
-  [2263] = 3,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(428), 1,
+    ACTIONS(448), 1,
       sym_label_key,
-    STATE(66), 1,
+    STATE(47), 2,
+      sym__selector,
       sym_label,
-  [2273] = 2,
+  [2283] = 3,
     ACTIONS(3), 1,
       sym_comment,
-    ACTIONS(444), 2,
-      anon_sym_deny,
-      anon_sym_allow,
-  [2281] = 3,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(428), 1,
-      sym_label_key,
-    STATE(69), 1,
-      sym_label,
-  [2291] = 2,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(446), 2,
-      ts_builtin_sym_end,
-      anon_sym_tenant,
-  [2299] = 2,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(448), 2,
-      anon_sym_deny,
-      anon_sym_allow,
-  [2307] = 3,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(450), 1,
-      sym_number,
-    STATE(58), 1,
-      sym_port_range,
-  [2317] = 3,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(428), 1,
-      sym_label_key,
-    STATE(73), 1,
-      sym_label,
-  [2327] = 2,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(452), 2,
-      ts_builtin_sym_end,
-      anon_sym_tenant,
-  [2335] = 2,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(454), 1,
-      aux_sym_port_range_token1,
-  [2342] = 2,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(456), 1,
-      anon_sym_contract,
-  [2349] = 2,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(458), 1,
+    ACTIONS(442), 1,
       sym_name,
+    STATE(97), 2,
+      sym_qualified_name,
+      sym__reference,
+  [2294] = 2,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(450), 3,
+      anon_sym_SEMI,
+      anon_sym_RBRACE,
+      anon_sym_subject,
+  [2303] = 3,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(442), 1,
+      sym_name,
+    STATE(76), 2,
+      sym_qualified_name,
+      sym__reference,
+  [2314] = 3,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(442), 1,
+      sym_name,
+    STATE(39), 2,
+      sym_qualified_name,
+      sym__reference,
+  [2325] = 3,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(442), 1,
+      sym_name,
+    STATE(40), 2,
+      sym_qualified_name,
+      sym__reference,
+  [2336] = 3,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(452), 1,
+      anon_sym_SLASH,
+    ACTIONS(454), 2,
+      anon_sym_deny,
+      anon_sym_allow,
+  [2347] = 2,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(456), 3,
+      anon_sym_SEMI,
+      anon_sym_RBRACE,
+      anon_sym_subject,
   [2356] = 2,
     ACTIONS(3), 1,
       sym_comment,
+    ACTIONS(458), 3,
+      anon_sym_SEMI,
+      anon_sym_RBRACE,
+      anon_sym_subject,
+  [2365] = 2,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(390), 3,
+      anon_sym_RBRACE,
+      anon_sym_provides,
+      anon_sym_consumes,
+  [2374] = 3,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(448), 1,
+      sym_label_key,
+    STATE(78), 2,
+      sym__selector,
+      sym_label,
+  [2385] = 3,
+    ACTIONS(3), 1,
+      sym_comment,
     ACTIONS(460), 1,
-      sym_name,
-  [2363] = 2,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(462), 1,
-      sym_cidr,
-  [2370] = 2,
-    ACTIONS(3), 1,
-      sym_comment,
-    ACTIONS(464), 1,
       anon_sym_LBRACE,
-  [2377] = 2,
+    ACTIONS(462), 1,
+      sym_unenforced,
+  [2395] = 2,
     ACTIONS(3), 1,
       sym_comment,
-    ACTIONS(466), 1,
-      sym_name,
-  [2384] = 2,
+    ACTIONS(464), 2,
+      anon_sym_permit,
+      anon_sym_deny,
+  [2403] = 2,
     ACTIONS(3), 1,
       sym_comment,
-    ACTIONS(468), 1,
-      sym_name,
-  [2391] = 2,
+    ACTIONS(427), 2,
+      anon_sym_RBRACE,
+      anon_sym_subject,
+  [2411] = 3,
     ACTIONS(3), 1,
       sym_comment,
-    ACTIONS(470), 1,
-      sym_cidr,
-  [2398] = 2,
+    ACTIONS(448), 1,
+      sym_label_key,
+    STATE(69), 1,
+      sym_label,
+  [2421] = 2,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(466), 2,
+      anon_sym_deny,
+      anon_sym_allow,
+  [2429] = 2,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(468), 2,
+      ts_builtin_sym_end,
+      anon_sym_tenant,
+  [2437] = 3,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(448), 1,
+      sym_label_key,
+    STATE(72), 1,
+      sym_label,
+  [2447] = 2,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(470), 2,
+      anon_sym_deny,
+      anon_sym_allow,
+  [2455] = 3,
     ACTIONS(3), 1,
       sym_comment,
     ACTIONS(472), 1,
-      aux_sym_probe_token1,
-  [2405] = 2,
+      sym_number,
+    STATE(60), 1,
+      sym_port_range,
+  [2465] = 2,
     ACTIONS(3), 1,
       sym_comment,
-    ACTIONS(474), 1,
-      sym_cidr,
-  [2412] = 2,
+    ACTIONS(474), 2,
+      ts_builtin_sym_end,
+      anon_sym_tenant,
+  [2473] = 3,
     ACTIONS(3), 1,
       sym_comment,
-    ACTIONS(476), 1,
-      sym_cidr,
-  [2419] = 2,
+    ACTIONS(448), 1,
+      sym_label_key,
+    STATE(75), 1,
+      sym_label,
+  [2483] = 2,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(476), 2,
+      ts_builtin_sym_end,
+      anon_sym_tenant,
+  [2491] = 2,
     ACTIONS(3), 1,
       sym_comment,
     ACTIONS(478), 1,
-      anon_sym_LBRACE,
-  [2426] = 2,
+      aux_sym_qualified_name_token1,
+  [2498] = 2,
     ACTIONS(3), 1,
       sym_comment,
     ACTIONS(480), 1,
-      anon_sym_LBRACE,
-  [2433] = 2,
+      sym_cidr,
+  [2505] = 2,
     ACTIONS(3), 1,
       sym_comment,
     ACTIONS(482), 1,
-      sym_cidr,
-  [2440] = 2,
+      anon_sym_LBRACE,
+  [2512] = 2,
     ACTIONS(3), 1,
       sym_comment,
     ACTIONS(484), 1,
       sym_name,
-  [2447] = 2,
+  [2519] = 2,
     ACTIONS(3), 1,
       sym_comment,
     ACTIONS(486), 1,
-      anon_sym_EQ,
-  [2454] = 2,
+      sym_name,
+  [2526] = 2,
     ACTIONS(3), 1,
       sym_comment,
     ACTIONS(488), 1,
-      aux_sym_qualified_name_token1,
-  [2461] = 2,
+      anon_sym_LBRACE,
+  [2533] = 2,
     ACTIONS(3), 1,
       sym_comment,
     ACTIONS(490), 1,
-      sym_name,
-  [2468] = 2,
+      anon_sym_DASH_GT,
+  [2540] = 2,
     ACTIONS(3), 1,
       sym_comment,
     ACTIONS(492), 1,
       sym_name,
-  [2475] = 2,
+  [2547] = 2,
     ACTIONS(3), 1,
       sym_comment,
     ACTIONS(494), 1,
-      anon_sym_LBRACE,
-  [2482] = 2,
+      sym_cidr,
+  [2554] = 2,
     ACTIONS(3), 1,
       sym_comment,
     ACTIONS(496), 1,
-      anon_sym_DASH_GT,
-  [2489] = 2,
+      anon_sym_LBRACE,
+  [2561] = 2,
     ACTIONS(3), 1,
       sym_comment,
     ACTIONS(498), 1,
-      sym_cidr,
-  [2496] = 2,
+      sym_name,
+  [2568] = 2,
     ACTIONS(3), 1,
       sym_comment,
     ACTIONS(500), 1,
-      sym_name,
-  [2503] = 2,
+      anon_sym_EQ,
+  [2575] = 2,
     ACTIONS(3), 1,
       sym_comment,
     ACTIONS(502), 1,
-      sym_icmp_type,
-  [2510] = 2,
+      sym_cidr,
+  [2582] = 2,
     ACTIONS(3), 1,
       sym_comment,
     ACTIONS(504), 1,
-      anon_sym_LBRACE,
-  [2517] = 2,
+      sym_name,
+  [2589] = 2,
     ACTIONS(3), 1,
       sym_comment,
     ACTIONS(506), 1,
-      ts_builtin_sym_end,
-  [2524] = 2,
+      anon_sym_LBRACE,
+  [2596] = 2,
     ACTIONS(3), 1,
       sym_comment,
     ACTIONS(508), 1,
+      sym_cidr,
+  [2603] = 2,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(510), 1,
+      sym_cidr,
+  [2610] = 2,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(512), 1,
+      aux_sym_probe_token1,
+  [2617] = 2,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(514), 1,
+      aux_sym_port_range_token1,
+  [2624] = 2,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(516), 1,
       sym_name,
+  [2631] = 2,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(518), 1,
+      sym_name,
+  [2638] = 2,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(520), 1,
+      sym_name,
+  [2645] = 2,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(522), 1,
+      sym_icmp_type,
+  [2652] = 2,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(524), 1,
+      sym_cidr,
+  [2659] = 2,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(526), 1,
+      ts_builtin_sym_end,
+  [2666] = 2,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(528), 1,
+      anon_sym_LBRACE,
+  [2673] = 2,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(530), 1,
+      sym_name,
+  [2680] = 2,
+    ACTIONS(3), 1,
+      sym_comment,
+    ACTIONS(532), 1,
+      anon_sym_contract,
 };
 
 static const uint32_t ts_small_parse_table_map[] = {
   [SMALL_STATE(2)] = 0,
-  [SMALL_STATE(3)] = 28,
-  [SMALL_STATE(4)] = 53,
-  [SMALL_STATE(5)] = 93,
-  [SMALL_STATE(6)] = 133,
-  [SMALL_STATE(7)] = 173,
-  [SMALL_STATE(8)] = 206,
-  [SMALL_STATE(9)] = 239,
-  [SMALL_STATE(10)] = 272,
-  [SMALL_STATE(11)] = 305,
-  [SMALL_STATE(12)] = 338,
-  [SMALL_STATE(13)] = 371,
-  [SMALL_STATE(14)] = 404,
-  [SMALL_STATE(15)] = 437,
-  [SMALL_STATE(16)] = 470,
-  [SMALL_STATE(17)] = 500,
-  [SMALL_STATE(18)] = 530,
-  [SMALL_STATE(19)] = 560,
-  [SMALL_STATE(20)] = 585,
-  [SMALL_STATE(21)] = 607,
-  [SMALL_STATE(22)] = 629,
-  [SMALL_STATE(23)] = 651,
-  [SMALL_STATE(24)] = 673,
-  [SMALL_STATE(25)] = 695,
-  [SMALL_STATE(26)] = 717,
-  [SMALL_STATE(27)] = 739,
-  [SMALL_STATE(28)] = 761,
-  [SMALL_STATE(29)] = 783,
-  [SMALL_STATE(30)] = 803,
-  [SMALL_STATE(31)] = 825,
-  [SMALL_STATE(32)] = 847,
-  [SMALL_STATE(33)] = 869,
-  [SMALL_STATE(34)] = 889,
-  [SMALL_STATE(35)] = 904,
-  [SMALL_STATE(36)] = 919,
-  [SMALL_STATE(37)] = 938,
-  [SMALL_STATE(38)] = 953,
-  [SMALL_STATE(39)] = 968,
-  [SMALL_STATE(40)] = 983,
-  [SMALL_STATE(41)] = 1002,
-  [SMALL_STATE(42)] = 1021,
-  [SMALL_STATE(43)] = 1036,
-  [SMALL_STATE(44)] = 1053,
-  [SMALL_STATE(45)] = 1068,
-  [SMALL_STATE(46)] = 1083,
-  [SMALL_STATE(47)] = 1102,
-  [SMALL_STATE(48)] = 1117,
-  [SMALL_STATE(49)] = 1132,
-  [SMALL_STATE(50)] = 1151,
-  [SMALL_STATE(51)] = 1166,
-  [SMALL_STATE(52)] = 1181,
-  [SMALL_STATE(53)] = 1200,
-  [SMALL_STATE(54)] = 1219,
-  [SMALL_STATE(55)] = 1234,
-  [SMALL_STATE(56)] = 1249,
-  [SMALL_STATE(57)] = 1268,
-  [SMALL_STATE(58)] = 1283,
-  [SMALL_STATE(59)] = 1300,
-  [SMALL_STATE(60)] = 1317,
-  [SMALL_STATE(61)] = 1334,
-  [SMALL_STATE(62)] = 1353,
-  [SMALL_STATE(63)] = 1372,
-  [SMALL_STATE(64)] = 1391,
-  [SMALL_STATE(65)] = 1410,
-  [SMALL_STATE(66)] = 1425,
-  [SMALL_STATE(67)] = 1444,
-  [SMALL_STATE(68)] = 1463,
-  [SMALL_STATE(69)] = 1482,
-  [SMALL_STATE(70)] = 1501,
-  [SMALL_STATE(71)] = 1520,
-  [SMALL_STATE(72)] = 1539,
-  [SMALL_STATE(73)] = 1558,
-  [SMALL_STATE(74)] = 1572,
-  [SMALL_STATE(75)] = 1586,
-  [SMALL_STATE(76)] = 1600,
-  [SMALL_STATE(77)] = 1614,
-  [SMALL_STATE(78)] = 1628,
-  [SMALL_STATE(79)] = 1642,
-  [SMALL_STATE(80)] = 1656,
-  [SMALL_STATE(81)] = 1672,
-  [SMALL_STATE(82)] = 1690,
-  [SMALL_STATE(83)] = 1705,
-  [SMALL_STATE(84)] = 1722,
-  [SMALL_STATE(85)] = 1737,
-  [SMALL_STATE(86)] = 1757,
-  [SMALL_STATE(87)] = 1777,
-  [SMALL_STATE(88)] = 1795,
-  [SMALL_STATE(89)] = 1813,
-  [SMALL_STATE(90)] = 1825,
-  [SMALL_STATE(91)] = 1843,
-  [SMALL_STATE(92)] = 1861,
-  [SMALL_STATE(93)] = 1879,
-  [SMALL_STATE(94)] = 1899,
-  [SMALL_STATE(95)] = 1917,
-  [SMALL_STATE(96)] = 1935,
-  [SMALL_STATE(97)] = 1951,
-  [SMALL_STATE(98)] = 1966,
-  [SMALL_STATE(99)] = 1981,
-  [SMALL_STATE(100)] = 1992,
-  [SMALL_STATE(101)] = 2008,
-  [SMALL_STATE(102)] = 2022,
-  [SMALL_STATE(103)] = 2038,
-  [SMALL_STATE(104)] = 2052,
-  [SMALL_STATE(105)] = 2068,
-  [SMALL_STATE(106)] = 2080,
-  [SMALL_STATE(107)] = 2096,
-  [SMALL_STATE(108)] = 2112,
-  [SMALL_STATE(109)] = 2123,
-  [SMALL_STATE(110)] = 2134,
-  [SMALL_STATE(111)] = 2143,
-  [SMALL_STATE(112)] = 2152,
-  [SMALL_STATE(113)] = 2163,
-  [SMALL_STATE(114)] = 2174,
-  [SMALL_STATE(115)] = 2185,
-  [SMALL_STATE(116)] = 2194,
-  [SMALL_STATE(117)] = 2205,
-  [SMALL_STATE(118)] = 2216,
-  [SMALL_STATE(119)] = 2227,
-  [SMALL_STATE(120)] = 2236,
-  [SMALL_STATE(121)] = 2247,
-  [SMALL_STATE(122)] = 2255,
-  [SMALL_STATE(123)] = 2263,
-  [SMALL_STATE(124)] = 2273,
-  [SMALL_STATE(125)] = 2281,
-  [SMALL_STATE(126)] = 2291,
-  [SMALL_STATE(127)] = 2299,
-  [SMALL_STATE(128)] = 2307,
-  [SMALL_STATE(129)] = 2317,
-  [SMALL_STATE(130)] = 2327,
-  [SMALL_STATE(131)] = 2335,
-  [SMALL_STATE(132)] = 2342,
-  [SMALL_STATE(133)] = 2349,
-  [SMALL_STATE(134)] = 2356,
-  [SMALL_STATE(135)] = 2363,
-  [SMALL_STATE(136)] = 2370,
-  [SMALL_STATE(137)] = 2377,
-  [SMALL_STATE(138)] = 2384,
-  [SMALL_STATE(139)] = 2391,
-  [SMALL_STATE(140)] = 2398,
-  [SMALL_STATE(141)] = 2405,
-  [SMALL_STATE(142)] = 2412,
-  [SMALL_STATE(143)] = 2419,
-  [SMALL_STATE(144)] = 2426,
-  [SMALL_STATE(145)] = 2433,
-  [SMALL_STATE(146)] = 2440,
-  [SMALL_STATE(147)] = 2447,
-  [SMALL_STATE(148)] = 2454,
-  [SMALL_STATE(149)] = 2461,
-  [SMALL_STATE(150)] = 2468,
-  [SMALL_STATE(151)] = 2475,
-  [SMALL_STATE(152)] = 2482,
-  [SMALL_STATE(153)] = 2489,
-  [SMALL_STATE(154)] = 2496,
-  [SMALL_STATE(155)] = 2503,
-  [SMALL_STATE(156)] = 2510,
-  [SMALL_STATE(157)] = 2517,
-  [SMALL_STATE(158)] = 2524,
+  [SMALL_STATE(3)] = 29,
+  [SMALL_STATE(4)] = 55,
+  [SMALL_STATE(5)] = 95,
+  [SMALL_STATE(6)] = 135,
+  [SMALL_STATE(7)] = 175,
+  [SMALL_STATE(8)] = 215,
+  [SMALL_STATE(9)] = 255,
+  [SMALL_STATE(10)] = 288,
+  [SMALL_STATE(11)] = 321,
+  [SMALL_STATE(12)] = 354,
+  [SMALL_STATE(13)] = 387,
+  [SMALL_STATE(14)] = 420,
+  [SMALL_STATE(15)] = 453,
+  [SMALL_STATE(16)] = 486,
+  [SMALL_STATE(17)] = 519,
+  [SMALL_STATE(18)] = 552,
+  [SMALL_STATE(19)] = 582,
+  [SMALL_STATE(20)] = 612,
+  [SMALL_STATE(21)] = 642,
+  [SMALL_STATE(22)] = 667,
+  [SMALL_STATE(23)] = 689,
+  [SMALL_STATE(24)] = 709,
+  [SMALL_STATE(25)] = 731,
+  [SMALL_STATE(26)] = 753,
+  [SMALL_STATE(27)] = 775,
+  [SMALL_STATE(28)] = 797,
+  [SMALL_STATE(29)] = 819,
+  [SMALL_STATE(30)] = 841,
+  [SMALL_STATE(31)] = 863,
+  [SMALL_STATE(32)] = 885,
+  [SMALL_STATE(33)] = 905,
+  [SMALL_STATE(34)] = 927,
+  [SMALL_STATE(35)] = 949,
+  [SMALL_STATE(36)] = 971,
+  [SMALL_STATE(37)] = 990,
+  [SMALL_STATE(38)] = 1009,
+  [SMALL_STATE(39)] = 1024,
+  [SMALL_STATE(40)] = 1043,
+  [SMALL_STATE(41)] = 1062,
+  [SMALL_STATE(42)] = 1077,
+  [SMALL_STATE(43)] = 1092,
+  [SMALL_STATE(44)] = 1111,
+  [SMALL_STATE(45)] = 1126,
+  [SMALL_STATE(46)] = 1141,
+  [SMALL_STATE(47)] = 1156,
+  [SMALL_STATE(48)] = 1175,
+  [SMALL_STATE(49)] = 1190,
+  [SMALL_STATE(50)] = 1205,
+  [SMALL_STATE(51)] = 1220,
+  [SMALL_STATE(52)] = 1239,
+  [SMALL_STATE(53)] = 1258,
+  [SMALL_STATE(54)] = 1275,
+  [SMALL_STATE(55)] = 1290,
+  [SMALL_STATE(56)] = 1309,
+  [SMALL_STATE(57)] = 1324,
+  [SMALL_STATE(58)] = 1339,
+  [SMALL_STATE(59)] = 1358,
+  [SMALL_STATE(60)] = 1373,
+  [SMALL_STATE(61)] = 1390,
+  [SMALL_STATE(62)] = 1407,
+  [SMALL_STATE(63)] = 1422,
+  [SMALL_STATE(64)] = 1439,
+  [SMALL_STATE(65)] = 1458,
+  [SMALL_STATE(66)] = 1477,
+  [SMALL_STATE(67)] = 1496,
+  [SMALL_STATE(68)] = 1515,
+  [SMALL_STATE(69)] = 1530,
+  [SMALL_STATE(70)] = 1549,
+  [SMALL_STATE(71)] = 1568,
+  [SMALL_STATE(72)] = 1587,
+  [SMALL_STATE(73)] = 1606,
+  [SMALL_STATE(74)] = 1625,
+  [SMALL_STATE(75)] = 1640,
+  [SMALL_STATE(76)] = 1654,
+  [SMALL_STATE(77)] = 1668,
+  [SMALL_STATE(78)] = 1682,
+  [SMALL_STATE(79)] = 1696,
+  [SMALL_STATE(80)] = 1710,
+  [SMALL_STATE(81)] = 1724,
+  [SMALL_STATE(82)] = 1738,
+  [SMALL_STATE(83)] = 1756,
+  [SMALL_STATE(84)] = 1772,
+  [SMALL_STATE(85)] = 1789,
+  [SMALL_STATE(86)] = 1808,
+  [SMALL_STATE(87)] = 1823,
+  [SMALL_STATE(88)] = 1842,
+  [SMALL_STATE(89)] = 1861,
+  [SMALL_STATE(90)] = 1882,
+  [SMALL_STATE(91)] = 1901,
+  [SMALL_STATE(92)] = 1922,
+  [SMALL_STATE(93)] = 1939,
+  [SMALL_STATE(94)] = 1954,
+  [SMALL_STATE(95)] = 1973,
+  [SMALL_STATE(96)] = 1993,
+  [SMALL_STATE(97)] = 2005,
+  [SMALL_STATE(98)] = 2017,
+  [SMALL_STATE(99)] = 2037,
+  [SMALL_STATE(100)] = 2057,
+  [SMALL_STATE(101)] = 2072,
+  [SMALL_STATE(102)] = 2087,
+  [SMALL_STATE(103)] = 2103,
+  [SMALL_STATE(104)] = 2115,
+  [SMALL_STATE(105)] = 2127,
+  [SMALL_STATE(106)] = 2141,
+  [SMALL_STATE(107)] = 2157,
+  [SMALL_STATE(108)] = 2169,
+  [SMALL_STATE(109)] = 2185,
+  [SMALL_STATE(110)] = 2201,
+  [SMALL_STATE(111)] = 2211,
+  [SMALL_STATE(112)] = 2225,
+  [SMALL_STATE(113)] = 2241,
+  [SMALL_STATE(114)] = 2250,
+  [SMALL_STATE(115)] = 2261,
+  [SMALL_STATE(116)] = 2272,
+  [SMALL_STATE(117)] = 2283,
+  [SMALL_STATE(118)] = 2294,
+  [SMALL_STATE(119)] = 2303,
+  [SMALL_STATE(120)] = 2314,
+  [SMALL_STATE(121)] = 2325,
+  [SMALL_STATE(122)] = 2336,
+  [SMALL_STATE(123)] = 2347,
+  [SMALL_STATE(124)] = 2356,
+  [SMALL_STATE(125)] = 2365,
+  [SMALL_STATE(126)] = 2374,
+  [SMALL_STATE(127)] = 2385,
+  [SMALL_STATE(128)] = 2395,
+  [SMALL_STATE(129)] = 2403,
+  [SMALL_STATE(130)] = 2411,
+  [SMALL_STATE(131)] = 2421,
+  [SMALL_STATE(132)] = 2429,
+  [SMALL_STATE(133)] = 2437,
+  [SMALL_STATE(134)] = 2447,
+  [SMALL_STATE(135)] = 2455,
+  [SMALL_STATE(136)] = 2465,
+  [SMALL_STATE(137)] = 2473,
+  [SMALL_STATE(138)] = 2483,
+  [SMALL_STATE(139)] = 2491,
+  [SMALL_STATE(140)] = 2498,
+  [SMALL_STATE(141)] = 2505,
+  [SMALL_STATE(142)] = 2512,
+  [SMALL_STATE(143)] = 2519,
+  [SMALL_STATE(144)] = 2526,
+  [SMALL_STATE(145)] = 2533,
+  [SMALL_STATE(146)] = 2540,
+  [SMALL_STATE(147)] = 2547,
+  [SMALL_STATE(148)] = 2554,
+  [SMALL_STATE(149)] = 2561,
+  [SMALL_STATE(150)] = 2568,
+  [SMALL_STATE(151)] = 2575,
+  [SMALL_STATE(152)] = 2582,
+  [SMALL_STATE(153)] = 2589,
+  [SMALL_STATE(154)] = 2596,
+  [SMALL_STATE(155)] = 2603,
+  [SMALL_STATE(156)] = 2610,
+  [SMALL_STATE(157)] = 2617,
+  [SMALL_STATE(158)] = 2624,
+  [SMALL_STATE(159)] = 2631,
+  [SMALL_STATE(160)] = 2638,
+  [SMALL_STATE(161)] = 2645,
+  [SMALL_STATE(162)] = 2652,
+  [SMALL_STATE(163)] = 2659,
+  [SMALL_STATE(164)] = 2666,
+  [SMALL_STATE(165)] = 2673,
+  [SMALL_STATE(166)] = 2680,
 };
 
 static const TSParseActionEntry ts_parse_actions[] = {
@@ -5505,242 +5796,254 @@ static const TSParseActionEntry ts_parse_actions[] = {
   [1] = {.entry = {.count = 1, .reusable = false}}, RECOVER(),
   [3] = {.entry = {.count = 1, .reusable = true}}, SHIFT_EXTRA(),
   [5] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_source_file, 0, 0, 0),
-  [7] = {.entry = {.count = 1, .reusable = true}}, SHIFT(149),
-  [9] = {.entry = {.count = 1, .reusable = true}}, SHIFT(148),
+  [7] = {.entry = {.count = 1, .reusable = true}}, SHIFT(142),
+  [9] = {.entry = {.count = 1, .reusable = true}}, SHIFT(139),
   [11] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym__reference, 1, 0, 0),
   [13] = {.entry = {.count = 1, .reusable = false}}, REDUCE(sym__reference, 1, 0, 0),
   [15] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_qualified_name, 3, 0, 5),
   [17] = {.entry = {.count = 1, .reusable = false}}, REDUCE(sym_qualified_name, 3, 0, 5),
-  [19] = {.entry = {.count = 1, .reusable = true}}, SHIFT(130),
-  [21] = {.entry = {.count = 1, .reusable = true}}, SHIFT(146),
-  [23] = {.entry = {.count = 1, .reusable = true}}, SHIFT(132),
-  [25] = {.entry = {.count = 1, .reusable = true}}, SHIFT(133),
-  [27] = {.entry = {.count = 1, .reusable = true}}, SHIFT(138),
-  [29] = {.entry = {.count = 1, .reusable = true}}, SHIFT(150),
-  [31] = {.entry = {.count = 1, .reusable = true}}, SHIFT(156),
-  [33] = {.entry = {.count = 1, .reusable = true}}, SHIFT(97),
-  [35] = {.entry = {.count = 1, .reusable = true}}, SHIFT(126),
+  [19] = {.entry = {.count = 1, .reusable = true}}, SHIFT(136),
+  [21] = {.entry = {.count = 1, .reusable = true}}, SHIFT(159),
+  [23] = {.entry = {.count = 1, .reusable = true}}, SHIFT(166),
+  [25] = {.entry = {.count = 1, .reusable = true}}, SHIFT(143),
+  [27] = {.entry = {.count = 1, .reusable = true}}, SHIFT(149),
+  [29] = {.entry = {.count = 1, .reusable = true}}, SHIFT(152),
+  [31] = {.entry = {.count = 1, .reusable = true}}, SHIFT(153),
+  [33] = {.entry = {.count = 1, .reusable = true}}, SHIFT(100),
+  [35] = {.entry = {.count = 1, .reusable = true}}, SHIFT(132),
   [37] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_tenant_repeat1, 2, 0, 0),
-  [39] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_tenant_repeat1, 2, 0, 0), SHIFT_REPEAT(146),
-  [42] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_tenant_repeat1, 2, 0, 0), SHIFT_REPEAT(132),
-  [45] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_tenant_repeat1, 2, 0, 0), SHIFT_REPEAT(133),
-  [48] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_tenant_repeat1, 2, 0, 0), SHIFT_REPEAT(138),
-  [51] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_tenant_repeat1, 2, 0, 0), SHIFT_REPEAT(150),
-  [54] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_tenant_repeat1, 2, 0, 0), SHIFT_REPEAT(156),
-  [57] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_tenant_repeat1, 2, 0, 0), SHIFT_REPEAT(97),
-  [60] = {.entry = {.count = 1, .reusable = true}}, SHIFT(47),
-  [62] = {.entry = {.count = 1, .reusable = true}}, SHIFT(118),
-  [64] = {.entry = {.count = 1, .reusable = true}}, SHIFT(145),
+  [39] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_tenant_repeat1, 2, 0, 0), SHIFT_REPEAT(159),
+  [42] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_tenant_repeat1, 2, 0, 0), SHIFT_REPEAT(166),
+  [45] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_tenant_repeat1, 2, 0, 0), SHIFT_REPEAT(143),
+  [48] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_tenant_repeat1, 2, 0, 0), SHIFT_REPEAT(149),
+  [51] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_tenant_repeat1, 2, 0, 0), SHIFT_REPEAT(152),
+  [54] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_tenant_repeat1, 2, 0, 0), SHIFT_REPEAT(153),
+  [57] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_tenant_repeat1, 2, 0, 0), SHIFT_REPEAT(100),
+  [60] = {.entry = {.count = 1, .reusable = true}}, SHIFT(138),
+  [62] = {.entry = {.count = 1, .reusable = true}}, SHIFT(62),
+  [64] = {.entry = {.count = 1, .reusable = true}}, SHIFT(116),
   [66] = {.entry = {.count = 1, .reusable = true}}, SHIFT(154),
-  [68] = {.entry = {.count = 1, .reusable = true}}, SHIFT(112),
-  [70] = {.entry = {.count = 1, .reusable = true}}, SHIFT(116),
-  [72] = {.entry = {.count = 1, .reusable = true}}, SHIFT(38),
-  [74] = {.entry = {.count = 1, .reusable = true}}, SHIFT(39),
+  [68] = {.entry = {.count = 1, .reusable = true}}, SHIFT(158),
+  [70] = {.entry = {.count = 1, .reusable = true}}, SHIFT(120),
+  [72] = {.entry = {.count = 1, .reusable = true}}, SHIFT(121),
+  [74] = {.entry = {.count = 1, .reusable = true}}, SHIFT(38),
   [76] = {.entry = {.count = 1, .reusable = true}}, SHIFT(48),
-  [78] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_group_repeat2, 2, 0, 0),
-  [80] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_group_repeat2, 2, 0, 0), SHIFT_REPEAT(118),
-  [83] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_group_repeat2, 2, 0, 0), SHIFT_REPEAT(145),
-  [86] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_group_repeat2, 2, 0, 0), SHIFT_REPEAT(154),
-  [89] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_group_repeat2, 2, 0, 0), SHIFT_REPEAT(112),
-  [92] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_group_repeat2, 2, 0, 0), SHIFT_REPEAT(116),
-  [95] = {.entry = {.count = 1, .reusable = true}}, SHIFT(55),
-  [97] = {.entry = {.count = 1, .reusable = true}}, SHIFT(54),
-  [99] = {.entry = {.count = 1, .reusable = true}}, SHIFT(44),
-  [101] = {.entry = {.count = 1, .reusable = true}}, SHIFT(22),
-  [103] = {.entry = {.count = 1, .reusable = false}}, SHIFT(36),
-  [105] = {.entry = {.count = 1, .reusable = true}}, SHIFT(36),
-  [107] = {.entry = {.count = 1, .reusable = true}}, SHIFT(80),
-  [109] = {.entry = {.count = 1, .reusable = true}}, SHIFT(35),
-  [111] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_filter_repeat1, 2, 0, 0),
-  [113] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_filter_repeat1, 2, 0, 0), SHIFT_REPEAT(22),
-  [116] = {.entry = {.count = 2, .reusable = false}}, REDUCE(aux_sym_filter_repeat1, 2, 0, 0), SHIFT_REPEAT(36),
-  [119] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_filter_repeat1, 2, 0, 0), SHIFT_REPEAT(36),
-  [122] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_filter_repeat1, 2, 0, 0), SHIFT_REPEAT(80),
-  [125] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_port_entry, 2, 0, 6),
-  [127] = {.entry = {.count = 1, .reusable = true}}, SHIFT(128),
-  [129] = {.entry = {.count = 1, .reusable = true}}, SHIFT(131),
-  [131] = {.entry = {.count = 1, .reusable = false}}, REDUCE(sym_port_entry, 2, 0, 6),
-  [133] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_endpoint, 3, 0, 15),
-  [135] = {.entry = {.count = 1, .reusable = true}}, SHIFT(135),
-  [137] = {.entry = {.count = 1, .reusable = true}}, SHIFT(123),
-  [139] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_icmp_entry, 2, 0, 7),
-  [141] = {.entry = {.count = 1, .reusable = true}}, SHIFT(155),
-  [143] = {.entry = {.count = 1, .reusable = false}}, REDUCE(sym_icmp_entry, 2, 0, 7),
-  [145] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_port_entry, 1, 0, 2),
-  [147] = {.entry = {.count = 1, .reusable = true}}, SHIFT(19),
-  [149] = {.entry = {.count = 1, .reusable = false}}, REDUCE(sym_port_entry, 1, 0, 2),
-  [151] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_port_entry, 3, 0, 11),
-  [153] = {.entry = {.count = 1, .reusable = false}}, REDUCE(sym_port_entry, 3, 0, 11),
-  [155] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_icmp_entry, 3, 0, 12),
-  [157] = {.entry = {.count = 1, .reusable = false}}, REDUCE(sym_icmp_entry, 3, 0, 12),
-  [159] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_label, 2, 0, 13),
-  [161] = {.entry = {.count = 1, .reusable = false}}, REDUCE(sym_label, 2, 0, 13),
-  [163] = {.entry = {.count = 1, .reusable = false}}, SHIFT(78),
-  [165] = {.entry = {.count = 1, .reusable = true}}, SHIFT(78),
-  [167] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_address, 2, 0, 9),
-  [169] = {.entry = {.count = 1, .reusable = true}}, SHIFT(139),
-  [171] = {.entry = {.count = 1, .reusable = true}}, SHIFT(141),
-  [173] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_port_entry_repeat1, 2, 0, 18),
-  [175] = {.entry = {.count = 1, .reusable = false}}, REDUCE(aux_sym_port_entry_repeat1, 2, 0, 18),
-  [177] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_port_entry_repeat1, 2, 0, 19),
-  [179] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_port_entry_repeat1, 2, 0, 19), SHIFT_REPEAT(128),
-  [182] = {.entry = {.count = 1, .reusable = false}}, REDUCE(aux_sym_port_entry_repeat1, 2, 0, 19),
-  [184] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_icmp_entry_repeat1, 2, 0, 21),
-  [186] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_icmp_entry_repeat1, 2, 0, 21), SHIFT_REPEAT(155),
-  [189] = {.entry = {.count = 1, .reusable = false}}, REDUCE(aux_sym_icmp_entry_repeat1, 2, 0, 21),
-  [191] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_endpoint, 4, 0, 26),
-  [193] = {.entry = {.count = 1, .reusable = true}}, SHIFT(125),
-  [195] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_endpoint_repeat1, 2, 0, 33),
-  [197] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_endpoint_repeat1, 2, 0, 33), SHIFT_REPEAT(135),
-  [200] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_contract, 5, 0, 1),
-  [202] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_filter, 4, 0, 1),
-  [204] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_icmp_entry, 1, 0, 2),
-  [206] = {.entry = {.count = 1, .reusable = false}}, REDUCE(sym_icmp_entry, 1, 0, 2),
-  [208] = {.entry = {.count = 1, .reusable = true}}, SHIFT(21),
-  [210] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_contract, 4, 0, 1),
-  [212] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_group, 4, 0, 1),
-  [214] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_external, 4, 0, 1),
-  [216] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_provides, 2, 0, 4),
-  [218] = {.entry = {.count = 1, .reusable = true}}, SHIFT(117),
-  [220] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_consumes, 2, 0, 4),
-  [222] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_any, 4, 0, 0),
-  [224] = {.entry = {.count = 1, .reusable = true}}, SHIFT(74),
-  [226] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_tenant_repeat1, 1, 0, 0),
+  [78] = {.entry = {.count = 1, .reusable = true}}, SHIFT(50),
+  [80] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_group_repeat2, 2, 0, 0),
+  [82] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_group_repeat2, 2, 0, 0), SHIFT_REPEAT(116),
+  [85] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_group_repeat2, 2, 0, 0), SHIFT_REPEAT(154),
+  [88] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_group_repeat2, 2, 0, 0), SHIFT_REPEAT(158),
+  [91] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_group_repeat2, 2, 0, 0), SHIFT_REPEAT(120),
+  [94] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_group_repeat2, 2, 0, 0), SHIFT_REPEAT(121),
+  [97] = {.entry = {.count = 1, .reusable = true}}, SHIFT(74),
+  [99] = {.entry = {.count = 1, .reusable = true}}, SHIFT(57),
+  [101] = {.entry = {.count = 1, .reusable = true}}, SHIFT(42),
+  [103] = {.entry = {.count = 1, .reusable = true}}, SHIFT(24),
+  [105] = {.entry = {.count = 1, .reusable = false}}, SHIFT(43),
+  [107] = {.entry = {.count = 1, .reusable = true}}, SHIFT(43),
+  [109] = {.entry = {.count = 1, .reusable = true}}, SHIFT(83),
+  [111] = {.entry = {.count = 1, .reusable = true}}, SHIFT(44),
+  [113] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_filter_repeat1, 2, 0, 0),
+  [115] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_filter_repeat1, 2, 0, 0), SHIFT_REPEAT(24),
+  [118] = {.entry = {.count = 2, .reusable = false}}, REDUCE(aux_sym_filter_repeat1, 2, 0, 0), SHIFT_REPEAT(43),
+  [121] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_filter_repeat1, 2, 0, 0), SHIFT_REPEAT(43),
+  [124] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_filter_repeat1, 2, 0, 0), SHIFT_REPEAT(83),
+  [127] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_port_entry, 2, 0, 6),
+  [129] = {.entry = {.count = 1, .reusable = true}}, SHIFT(135),
+  [131] = {.entry = {.count = 1, .reusable = true}}, SHIFT(157),
+  [133] = {.entry = {.count = 1, .reusable = false}}, REDUCE(sym_port_entry, 2, 0, 6),
+  [135] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_address, 2, 0, 9),
+  [137] = {.entry = {.count = 1, .reusable = true}}, SHIFT(140),
+  [139] = {.entry = {.count = 1, .reusable = true}}, SHIFT(151),
+  [141] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_endpoint_repeat1, 2, 0, 34),
+  [143] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_endpoint_repeat1, 2, 0, 34), SHIFT_REPEAT(162),
+  [146] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_port_entry, 1, 0, 2),
+  [148] = {.entry = {.count = 1, .reusable = true}}, SHIFT(21),
+  [150] = {.entry = {.count = 1, .reusable = false}}, REDUCE(sym_port_entry, 1, 0, 2),
+  [152] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_icmp_entry, 2, 0, 7),
+  [154] = {.entry = {.count = 1, .reusable = true}}, SHIFT(161),
+  [156] = {.entry = {.count = 1, .reusable = false}}, REDUCE(sym_icmp_entry, 2, 0, 7),
+  [158] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_port_entry, 3, 0, 11),
+  [160] = {.entry = {.count = 1, .reusable = false}}, REDUCE(sym_port_entry, 3, 0, 11),
+  [162] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_icmp_entry, 3, 0, 12),
+  [164] = {.entry = {.count = 1, .reusable = false}}, REDUCE(sym_icmp_entry, 3, 0, 12),
+  [166] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_label, 2, 0, 13),
+  [168] = {.entry = {.count = 1, .reusable = false}}, REDUCE(sym_label, 2, 0, 13),
+  [170] = {.entry = {.count = 1, .reusable = false}}, SHIFT(77),
+  [172] = {.entry = {.count = 1, .reusable = true}}, SHIFT(77),
+  [174] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_endpoint, 3, 0, 15),
+  [176] = {.entry = {.count = 1, .reusable = true}}, SHIFT(162),
+  [178] = {.entry = {.count = 1, .reusable = true}}, SHIFT(130),
+  [180] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_port_entry_repeat1, 2, 0, 18),
+  [182] = {.entry = {.count = 1, .reusable = false}}, REDUCE(aux_sym_port_entry_repeat1, 2, 0, 18),
+  [184] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_port_entry_repeat1, 2, 0, 19),
+  [186] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_port_entry_repeat1, 2, 0, 19), SHIFT_REPEAT(135),
+  [189] = {.entry = {.count = 1, .reusable = false}}, REDUCE(aux_sym_port_entry_repeat1, 2, 0, 19),
+  [191] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_icmp_entry_repeat1, 2, 0, 21),
+  [193] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_icmp_entry_repeat1, 2, 0, 21), SHIFT_REPEAT(161),
+  [196] = {.entry = {.count = 1, .reusable = false}}, REDUCE(aux_sym_icmp_entry_repeat1, 2, 0, 21),
+  [198] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_endpoint, 4, 0, 26),
+  [200] = {.entry = {.count = 1, .reusable = true}}, SHIFT(133),
+  [202] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_select, 3, 0, 0),
+  [204] = {.entry = {.count = 1, .reusable = true}}, SHIFT(126),
+  [206] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_endpoint, 7, 0, 47),
+  [208] = {.entry = {.count = 1, .reusable = true}}, SHIFT(137),
+  [210] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_external, 4, 0, 1),
+  [212] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_provides, 2, 0, 4),
+  [214] = {.entry = {.count = 1, .reusable = true}}, SHIFT(119),
+  [216] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_consumes, 2, 0, 4),
+  [218] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_any, 4, 0, 0),
+  [220] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_filter, 4, 0, 1),
+  [222] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_icmp_entry, 1, 0, 2),
+  [224] = {.entry = {.count = 1, .reusable = false}}, REDUCE(sym_icmp_entry, 1, 0, 2),
+  [226] = {.entry = {.count = 1, .reusable = true}}, SHIFT(26),
   [228] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_filter, 5, 0, 1),
   [230] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_contract, 5, 0, 8),
-  [232] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_select, 2, 0, 0),
-  [234] = {.entry = {.count = 1, .reusable = true}}, SHIFT(109),
+  [232] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_contract, 5, 0, 1),
+  [234] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_select, 2, 0, 0),
   [236] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_group, 5, 0, 1),
-  [238] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_external, 5, 0, 1),
-  [240] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_provides, 3, 0, 10),
-  [242] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_any, 3, 0, 0),
-  [244] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_contract, 6, 0, 8),
-  [246] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_select, 3, 0, 0),
-  [248] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_address, 3, 0, 14),
-  [250] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_group, 6, 0, 1),
-  [252] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_external, 6, 0, 1),
-  [254] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_provides_repeat1, 2, 0, 16),
-  [256] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_provides_repeat1, 2, 0, 16), SHIFT_REPEAT(117),
-  [259] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_assertion, 6, 0, 17),
-  [261] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_port_range, 3, 0, 0),
-  [263] = {.entry = {.count = 1, .reusable = false}}, REDUCE(sym_port_range, 3, 0, 0),
-  [265] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_icmp_entry_repeat1, 2, 0, 20),
-  [267] = {.entry = {.count = 1, .reusable = false}}, REDUCE(aux_sym_icmp_entry_repeat1, 2, 0, 20),
-  [269] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_select_repeat1, 2, 0, 0),
-  [271] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_select_repeat1, 2, 0, 0), SHIFT_REPEAT(109),
-  [274] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_address, 4, 0, 24),
-  [276] = {.entry = {.count = 1, .reusable = true}}, SHIFT(142),
-  [278] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_address_repeat2, 2, 0, 25),
-  [280] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_address_repeat2, 2, 0, 25), SHIFT_REPEAT(139),
-  [283] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_address, 5, 0, 30),
-  [285] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_endpoint_repeat1, 2, 0, 31),
-  [287] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_endpoint, 5, 0, 32),
-  [289] = {.entry = {.count = 1, .reusable = true}}, SHIFT(129),
-  [291] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_address_repeat1, 2, 0, 38),
-  [293] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_address_repeat1, 2, 0, 38), SHIFT_REPEAT(142),
-  [296] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_endpoint, 6, 0, 39),
-  [298] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_endpoint, 6, 0, 40),
-  [300] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_endpoint_repeat2, 2, 0, 42),
-  [302] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_endpoint_repeat2, 2, 0, 42), SHIFT_REPEAT(129),
-  [305] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_endpoint, 7, 0, 43),
-  [307] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_consumes, 3, 0, 10),
-  [309] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_endpoint_repeat2, 2, 0, 41),
-  [311] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_address_repeat2, 2, 0, 9),
+  [238] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_any, 3, 0, 0),
+  [240] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_external, 5, 0, 1),
+  [242] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_provides, 3, 0, 10),
+  [244] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_consumes, 3, 0, 10),
+  [246] = {.entry = {.count = 1, .reusable = true}}, SHIFT(81),
+  [248] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_tenant_repeat1, 1, 0, 0),
+  [250] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_contract, 6, 0, 8),
+  [252] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_address, 3, 0, 14),
+  [254] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_contract, 4, 0, 1),
+  [256] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_external, 6, 0, 1),
+  [258] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_provides_repeat1, 2, 0, 16),
+  [260] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_provides_repeat1, 2, 0, 16), SHIFT_REPEAT(119),
+  [263] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_assertion, 6, 0, 17),
+  [265] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_port_range, 3, 0, 0),
+  [267] = {.entry = {.count = 1, .reusable = false}}, REDUCE(sym_port_range, 3, 0, 0),
+  [269] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_group, 4, 0, 1),
+  [271] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_icmp_entry_repeat1, 2, 0, 20),
+  [273] = {.entry = {.count = 1, .reusable = false}}, REDUCE(aux_sym_icmp_entry_repeat1, 2, 0, 20),
+  [275] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_select_repeat1, 2, 0, 0),
+  [277] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_select_repeat1, 2, 0, 0), SHIFT_REPEAT(126),
+  [280] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_address, 4, 0, 24),
+  [282] = {.entry = {.count = 1, .reusable = true}}, SHIFT(147),
+  [284] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_address_repeat2, 2, 0, 25),
+  [286] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_address_repeat2, 2, 0, 25), SHIFT_REPEAT(140),
+  [289] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_address, 5, 0, 31),
+  [291] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_endpoint_repeat1, 2, 0, 32),
+  [293] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_endpoint, 5, 0, 33),
+  [295] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_address_repeat1, 2, 0, 41),
+  [297] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_address_repeat1, 2, 0, 41), SHIFT_REPEAT(147),
+  [300] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_endpoint, 6, 0, 42),
+  [302] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_endpoint, 6, 0, 43),
+  [304] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_endpoint_repeat2, 2, 0, 46),
+  [306] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_endpoint_repeat2, 2, 0, 46), SHIFT_REPEAT(137),
+  [309] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_group, 6, 0, 1),
+  [311] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_endpoint_repeat2, 2, 0, 45),
   [313] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_provides_repeat1, 2, 0, 4),
-  [315] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_address_repeat1, 2, 0, 37),
-  [317] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_label, 3, 0, 23),
-  [319] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_ip_entry, 1, 0, 0),
-  [321] = {.entry = {.count = 1, .reusable = false}}, REDUCE(sym_ip_entry, 1, 0, 0),
-  [323] = {.entry = {.count = 1, .reusable = true}}, SHIFT(84),
-  [325] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_filter_repeat1, 1, 0, 0),
-  [327] = {.entry = {.count = 1, .reusable = false}}, REDUCE(aux_sym_filter_repeat1, 1, 0, 0),
-  [329] = {.entry = {.count = 1, .reusable = true}}, SHIFT(89),
-  [331] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_group_repeat2, 1, 0, 0),
-  [333] = {.entry = {.count = 1, .reusable = true}}, SHIFT(108),
-  [335] = {.entry = {.count = 1, .reusable = false}}, SHIFT(108),
-  [337] = {.entry = {.count = 1, .reusable = false}}, REDUCE(aux_sym_filter_repeat1, 2, 0, 0),
-  [339] = {.entry = {.count = 1, .reusable = true}}, SHIFT(42),
-  [341] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_any_repeat1, 2, 0, 0),
-  [343] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_any_repeat1, 2, 0, 0), SHIFT_REPEAT(112),
-  [346] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_any_repeat1, 2, 0, 0), SHIFT_REPEAT(116),
-  [349] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_subject, 4, 0, 22),
-  [351] = {.entry = {.count = 1, .reusable = true}}, SHIFT(114),
-  [353] = {.entry = {.count = 1, .reusable = true}}, SHIFT(115),
-  [355] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_subject, 5, 0, 29),
-  [357] = {.entry = {.count = 1, .reusable = true}}, SHIFT(119),
-  [359] = {.entry = {.count = 1, .reusable = true}}, SHIFT(8),
-  [361] = {.entry = {.count = 1, .reusable = true}}, SHIFT(137),
-  [363] = {.entry = {.count = 1, .reusable = true}}, SHIFT(94),
-  [365] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_group_repeat1, 2, 0, 0),
-  [367] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_group_repeat1, 2, 0, 0), SHIFT_REPEAT(137),
-  [370] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_group_repeat1, 2, 0, 0), SHIFT_REPEAT(91),
-  [373] = {.entry = {.count = 1, .reusable = true}}, SHIFT(9),
-  [375] = {.entry = {.count = 1, .reusable = true}}, SHIFT(95),
-  [377] = {.entry = {.count = 1, .reusable = true}}, SHIFT(50),
-  [379] = {.entry = {.count = 1, .reusable = true}}, SHIFT(10),
-  [381] = {.entry = {.count = 1, .reusable = true}}, SHIFT(91),
-  [383] = {.entry = {.count = 1, .reusable = true}}, SHIFT(13),
-  [385] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_subject_repeat1, 2, 0, 36),
-  [387] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_subject_repeat1, 2, 0, 36), SHIFT_REPEAT(114),
-  [390] = {.entry = {.count = 1, .reusable = false}}, SHIFT(2),
-  [392] = {.entry = {.count = 1, .reusable = true}}, SHIFT(152),
-  [394] = {.entry = {.count = 1, .reusable = true}}, SHIFT(83),
-  [396] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_subject_repeat1, 2, 0, 34),
-  [398] = {.entry = {.count = 1, .reusable = true}}, SHIFT(34),
-  [400] = {.entry = {.count = 1, .reusable = true}}, SHIFT(158),
-  [402] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_source_file_repeat1, 2, 0, 0),
-  [404] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_source_file_repeat1, 2, 0, 0), SHIFT_REPEAT(149),
-  [407] = {.entry = {.count = 1, .reusable = true}}, SHIFT(45),
-  [409] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_source_file, 1, 0, 0),
-  [411] = {.entry = {.count = 1, .reusable = true}}, SHIFT(51),
-  [413] = {.entry = {.count = 1, .reusable = true}}, SHIFT(111),
-  [415] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_any_repeat1, 1, 0, 0),
-  [417] = {.entry = {.count = 1, .reusable = true}}, SHIFT(37),
-  [419] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_contract_repeat1, 2, 0, 0),
-  [421] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_contract_repeat1, 2, 0, 0), SHIFT_REPEAT(158),
-  [424] = {.entry = {.count = 1, .reusable = true}}, SHIFT(140),
-  [426] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_probe, 1, 0, 2),
-  [428] = {.entry = {.count = 1, .reusable = true}}, SHIFT(147),
-  [430] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_extends, 2, 0, 3),
-  [432] = {.entry = {.count = 1, .reusable = true}}, SHIFT(2),
-  [434] = {.entry = {.count = 1, .reusable = true}}, SHIFT(121),
-  [436] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_contract_repeat1, 1, 0, 0),
-  [438] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_subject, 5, 0, 28),
-  [440] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_subject, 6, 0, 35),
-  [442] = {.entry = {.count = 1, .reusable = true}}, SHIFT(120),
-  [444] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_probe, 3, 0, 27),
-  [446] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_tenant, 4, 0, 1),
-  [448] = {.entry = {.count = 1, .reusable = true}}, SHIFT(57),
-  [450] = {.entry = {.count = 1, .reusable = true}}, SHIFT(29),
-  [452] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_tenant, 5, 0, 1),
-  [454] = {.entry = {.count = 1, .reusable = true}}, SHIFT(59),
-  [456] = {.entry = {.count = 1, .reusable = true}}, SHIFT(134),
-  [458] = {.entry = {.count = 1, .reusable = true}}, SHIFT(144),
-  [460] = {.entry = {.count = 1, .reusable = true}}, SHIFT(143),
-  [462] = {.entry = {.count = 1, .reusable = true}}, SHIFT(65),
-  [464] = {.entry = {.count = 1, .reusable = true}}, SHIFT(17),
-  [466] = {.entry = {.count = 1, .reusable = true}}, SHIFT(110),
-  [468] = {.entry = {.count = 1, .reusable = true}}, SHIFT(90),
-  [470] = {.entry = {.count = 1, .reusable = true}}, SHIFT(75),
-  [472] = {.entry = {.count = 1, .reusable = true}}, SHIFT(124),
-  [474] = {.entry = {.count = 1, .reusable = true}}, SHIFT(62),
-  [476] = {.entry = {.count = 1, .reusable = true}}, SHIFT(77),
-  [478] = {.entry = {.count = 1, .reusable = true}}, SHIFT(102),
-  [480] = {.entry = {.count = 1, .reusable = true}}, SHIFT(106),
-  [482] = {.entry = {.count = 1, .reusable = true}}, SHIFT(28),
-  [484] = {.entry = {.count = 1, .reusable = true}}, SHIFT(136),
-  [486] = {.entry = {.count = 1, .reusable = true}}, SHIFT(27),
-  [488] = {.entry = {.count = 1, .reusable = true}}, SHIFT(3),
-  [490] = {.entry = {.count = 1, .reusable = true}}, SHIFT(151),
-  [492] = {.entry = {.count = 1, .reusable = true}}, SHIFT(92),
-  [494] = {.entry = {.count = 1, .reusable = true}}, SHIFT(5),
-  [496] = {.entry = {.count = 1, .reusable = true}}, SHIFT(98),
-  [498] = {.entry = {.count = 1, .reusable = true}}, SHIFT(20),
-  [500] = {.entry = {.count = 1, .reusable = true}}, SHIFT(153),
-  [502] = {.entry = {.count = 1, .reusable = true}}, SHIFT(60),
-  [504] = {.entry = {.count = 1, .reusable = true}}, SHIFT(93),
-  [506] = {.entry = {.count = 1, .reusable = true}},  ACCEPT_INPUT(),
-  [508] = {.entry = {.count = 1, .reusable = true}}, SHIFT(122),
+  [315] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_label, 3, 0, 23),
+  [317] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_address_repeat2, 2, 0, 9),
+  [319] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_address_repeat1, 2, 0, 40),
+  [321] = {.entry = {.count = 1, .reusable = true}}, SHIFT(93),
+  [323] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_filter_repeat1, 1, 0, 0),
+  [325] = {.entry = {.count = 1, .reusable = false}}, REDUCE(aux_sym_filter_repeat1, 1, 0, 0),
+  [327] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_ip_entry, 1, 0, 0),
+  [329] = {.entry = {.count = 1, .reusable = false}}, REDUCE(sym_ip_entry, 1, 0, 0),
+  [331] = {.entry = {.count = 1, .reusable = true}}, SHIFT(122),
+  [333] = {.entry = {.count = 1, .reusable = false}}, SHIFT(122),
+  [335] = {.entry = {.count = 1, .reusable = true}}, SHIFT(12),
+  [337] = {.entry = {.count = 1, .reusable = true}}, SHIFT(160),
+  [339] = {.entry = {.count = 1, .reusable = true}}, SHIFT(88),
+  [341] = {.entry = {.count = 1, .reusable = true}}, SHIFT(96),
+  [343] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_group_repeat2, 1, 0, 0),
+  [345] = {.entry = {.count = 1, .reusable = true}}, SHIFT(10),
+  [347] = {.entry = {.count = 1, .reusable = true}}, SHIFT(85),
+  [349] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_group_repeat1, 2, 0, 0),
+  [351] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_group_repeat1, 2, 0, 0), SHIFT_REPEAT(160),
+  [354] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_group_repeat1, 2, 0, 0), SHIFT_REPEAT(88),
+  [357] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_subject, 4, 0, 22),
+  [359] = {.entry = {.count = 1, .reusable = true}}, SHIFT(117),
+  [361] = {.entry = {.count = 1, .reusable = true}}, SHIFT(103),
+  [363] = {.entry = {.count = 1, .reusable = true}}, SHIFT(118),
+  [365] = {.entry = {.count = 1, .reusable = true}}, SHIFT(9),
+  [367] = {.entry = {.count = 1, .reusable = true}}, SHIFT(94),
+  [369] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_subject, 5, 0, 30),
+  [371] = {.entry = {.count = 1, .reusable = true}}, SHIFT(104),
+  [373] = {.entry = {.count = 1, .reusable = true}}, SHIFT(123),
+  [375] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_subject_repeat1, 2, 0, 39),
+  [377] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_subject_repeat1, 2, 0, 39), SHIFT_REPEAT(117),
+  [380] = {.entry = {.count = 1, .reusable = false}}, REDUCE(aux_sym_filter_repeat1, 2, 0, 0),
+  [382] = {.entry = {.count = 1, .reusable = true}}, SHIFT(14),
+  [384] = {.entry = {.count = 1, .reusable = true}}, SHIFT(49),
+  [386] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_subject_repeat1, 2, 0, 35),
+  [388] = {.entry = {.count = 1, .reusable = true}}, SHIFT(41),
+  [390] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_any_repeat1, 2, 0, 0),
+  [392] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_any_repeat1, 2, 0, 0), SHIFT_REPEAT(120),
+  [395] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_any_repeat1, 2, 0, 0), SHIFT_REPEAT(121),
+  [398] = {.entry = {.count = 1, .reusable = false}}, SHIFT(2),
+  [400] = {.entry = {.count = 1, .reusable = true}}, SHIFT(145),
+  [402] = {.entry = {.count = 1, .reusable = true}}, SHIFT(84),
+  [404] = {.entry = {.count = 1, .reusable = true}}, SHIFT(56),
+  [406] = {.entry = {.count = 1, .reusable = true}}, SHIFT(165),
+  [408] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_subject, 5, 0, 28),
+  [410] = {.entry = {.count = 1, .reusable = true}}, SHIFT(113),
+  [412] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_subject, 6, 0, 37),
+  [414] = {.entry = {.count = 1, .reusable = true}}, SHIFT(124),
+  [416] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_source_file_repeat1, 2, 0, 0),
+  [418] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_source_file_repeat1, 2, 0, 0), SHIFT_REPEAT(142),
+  [421] = {.entry = {.count = 1, .reusable = true}}, SHIFT(46),
+  [423] = {.entry = {.count = 1, .reusable = true}}, SHIFT(125),
+  [425] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_any_repeat1, 1, 0, 0),
+  [427] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_contract_repeat1, 2, 0, 0),
+  [429] = {.entry = {.count = 2, .reusable = true}}, REDUCE(aux_sym_contract_repeat1, 2, 0, 0), SHIFT_REPEAT(165),
+  [432] = {.entry = {.count = 1, .reusable = true}}, SHIFT(45),
+  [434] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_extends, 2, 0, 3),
+  [436] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_source_file, 1, 0, 0),
+  [438] = {.entry = {.count = 1, .reusable = true}}, SHIFT(54),
+  [440] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_subject, 6, 0, 36),
+  [442] = {.entry = {.count = 1, .reusable = true}}, SHIFT(2),
+  [444] = {.entry = {.count = 1, .reusable = true}}, SHIFT(129),
+  [446] = {.entry = {.count = 1, .reusable = true}}, REDUCE(aux_sym_contract_repeat1, 1, 0, 0),
+  [448] = {.entry = {.count = 1, .reusable = true}}, SHIFT(150),
+  [450] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_subject, 5, 0, 29),
+  [452] = {.entry = {.count = 1, .reusable = true}}, SHIFT(156),
+  [454] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_probe, 1, 0, 2),
+  [456] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_subject, 6, 0, 38),
+  [458] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_subject, 7, 0, 44),
+  [460] = {.entry = {.count = 1, .reusable = true}}, SHIFT(4),
+  [462] = {.entry = {.count = 1, .reusable = true}}, SHIFT(141),
+  [464] = {.entry = {.count = 1, .reusable = true}}, SHIFT(114),
+  [466] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_probe, 3, 0, 27),
+  [468] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_tenant, 5, 0, 1),
+  [470] = {.entry = {.count = 1, .reusable = true}}, SHIFT(59),
+  [472] = {.entry = {.count = 1, .reusable = true}}, SHIFT(32),
+  [474] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_tenant, 4, 0, 1),
+  [476] = {.entry = {.count = 1, .reusable = true}}, REDUCE(sym_tenant, 6, 0, 1),
+  [478] = {.entry = {.count = 1, .reusable = true}}, SHIFT(3),
+  [480] = {.entry = {.count = 1, .reusable = true}}, SHIFT(79),
+  [482] = {.entry = {.count = 1, .reusable = true}}, SHIFT(5),
+  [484] = {.entry = {.count = 1, .reusable = true}}, SHIFT(127),
+  [486] = {.entry = {.count = 1, .reusable = true}}, SHIFT(148),
+  [488] = {.entry = {.count = 1, .reusable = true}}, SHIFT(18),
+  [490] = {.entry = {.count = 1, .reusable = true}}, SHIFT(101),
+  [492] = {.entry = {.count = 1, .reusable = true}}, SHIFT(164),
+  [494] = {.entry = {.count = 1, .reusable = true}}, SHIFT(80),
+  [496] = {.entry = {.count = 1, .reusable = true}}, SHIFT(102),
+  [498] = {.entry = {.count = 1, .reusable = true}}, SHIFT(90),
+  [500] = {.entry = {.count = 1, .reusable = true}}, SHIFT(30),
+  [502] = {.entry = {.count = 1, .reusable = true}}, SHIFT(65),
+  [504] = {.entry = {.count = 1, .reusable = true}}, SHIFT(87),
+  [506] = {.entry = {.count = 1, .reusable = true}}, SHIFT(95),
+  [508] = {.entry = {.count = 1, .reusable = true}}, SHIFT(22),
+  [510] = {.entry = {.count = 1, .reusable = true}}, SHIFT(31),
+  [512] = {.entry = {.count = 1, .reusable = true}}, SHIFT(131),
+  [514] = {.entry = {.count = 1, .reusable = true}}, SHIFT(61),
+  [516] = {.entry = {.count = 1, .reusable = true}}, SHIFT(155),
+  [518] = {.entry = {.count = 1, .reusable = true}}, SHIFT(144),
+  [520] = {.entry = {.count = 1, .reusable = true}}, SHIFT(110),
+  [522] = {.entry = {.count = 1, .reusable = true}}, SHIFT(63),
+  [524] = {.entry = {.count = 1, .reusable = true}}, SHIFT(68),
+  [526] = {.entry = {.count = 1, .reusable = true}},  ACCEPT_INPUT(),
+  [528] = {.entry = {.count = 1, .reusable = true}}, SHIFT(109),
+  [530] = {.entry = {.count = 1, .reusable = true}}, SHIFT(128),
+  [532] = {.entry = {.count = 1, .reusable = true}}, SHIFT(146),
 };
 
 enum ts_external_scanner_symbol_identifiers {

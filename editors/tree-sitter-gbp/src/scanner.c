@@ -25,8 +25,14 @@ void tree_sitter_gbp_external_scanner_deserialize(void *payload, const char *buf
   (void)length;
 }
 
+// As gbpc: LF and CRLF end lines; a lone CR and other vertical space (VT, FF, NEL, U+2028,
+// U+2029) are errors (gbpc's E006), also inside a comment, which they end.
 static bool is_whitespace(int32_t c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == 0xFEFF;
+  return c == ' ' || c == '\t' || c == '\n' || c == 0xFEFF;
+}
+
+static bool is_stray_line_end(int32_t c) {
+  return c == '\r' || c == 0x0B || c == 0x0C || c == 0x85 || c == 0x2028 || c == 0x2029;
 }
 
 bool tree_sitter_gbp_external_scanner_scan(void *payload, TSLexer *lexer, const bool *valid_symbols) {
@@ -34,8 +40,17 @@ bool tree_sitter_gbp_external_scanner_scan(void *payload, TSLexer *lexer, const 
   if (!valid_symbols[COMMENT]) {
     return false;
   }
-  while (!lexer->eof(lexer) && is_whitespace(lexer->lookahead)) {
-    lexer->advance(lexer, true);
+  while (!lexer->eof(lexer)) {
+    if (is_whitespace(lexer->lookahead)) {
+      lexer->advance(lexer, true);
+    } else if (lexer->lookahead == '\r') {
+      lexer->advance(lexer, true);
+      if (lexer->eof(lexer) || lexer->lookahead != '\n') {
+        return false; // a lone CR: the grammar's lexer reports it
+      }
+    } else {
+      break;
+    }
   }
   if (lexer->eof(lexer)) {
     return false;
@@ -51,7 +66,7 @@ bool tree_sitter_gbp_external_scanner_scan(void *payload, TSLexer *lexer, const 
   } else {
     return false;
   }
-  while (!lexer->eof(lexer) && lexer->lookahead != '\n') {
+  while (!lexer->eof(lexer) && lexer->lookahead != '\n' && !is_stray_line_end(lexer->lookahead)) {
     lexer->advance(lexer, false);
   }
   lexer->result_symbol = COMMENT;

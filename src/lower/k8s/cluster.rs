@@ -166,9 +166,14 @@ pub(super) fn objects(
             sorted_groups(p, providers.iter().flat_map(|&g| pod_groups(p, g)));
         let cons_pods: Vec<GroupId> =
             sorted_groups(p, consumers.iter().flat_map(|&g| pod_groups(p, g)));
+        // The reverse half of a `both-ways` deny is a rule of its own, named apart.
+        let reverse = match contract.origin {
+            crate::model::Origin::Reverse(_) => "/reverse",
+            _ => "",
+        };
         let name = rule_name(
             &format!(
-                "{}/{}/{}",
+                "{}/{}/{}{reverse}",
                 p.tenant(contract.tenant).name,
                 contract.name,
                 s.name

@@ -25,10 +25,13 @@
 
 (contract global: "global" @keyword.storage.modifier)
 (isolated) @keyword.storage.modifier
+(preferred) @keyword.storage.modifier
+(unenforced) @keyword.storage.modifier
 
 (subject action: _ @constant.builtin)
 (assertion verdict: _ @constant.builtin)
 (subject log: "log" @attribute)
+(subject both_ways: "both-ways" @attribute)
 
 ; ---- protocols -----------------------------------------------------------------------------
 (port_entry protocol: _ @type.builtin)
