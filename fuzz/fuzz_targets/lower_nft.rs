@@ -1,9 +1,10 @@
-//! Generated policies that check clean are lowered to nftables (both enforcement modes); the
+//! Generated policies that check clean are lowered to nftables (both enforcement modes, both
+//! layouts); the
 //! script's statistics are computed, and a sample of scripts is saved for `nft -c`
 //! (GBPC_FUZZ_NFT_DIR, see fuzz/README.md).
 #![no_main]
 
-use gbpc::lower::nft::{self, Enforce, Options};
+use gbpc::lower::nft::{self, Enforce, Layout, Options};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -15,9 +16,16 @@ fuzz_target!(|data: &[u8]| {
     } else {
         Enforce::Fabric
     };
+    // Both layouts: the default (maps keyed by addresses) and the mark layout.
+    let layout = if data.first().is_some_and(|b| b & 2 == 2) {
+        Layout::Marks
+    } else {
+        Layout::Addresses
+    };
     let o = Options {
         table: "gbpc".into(),
         enforce,
+        layout,
     };
     match nft::lower(&checked.policy, &o) {
         Ok(out) => {
