@@ -101,7 +101,7 @@ for job in "${jobs[@]}"; do
         check) args=(check "$f" --color never) ;;
         check-json) args=(check "$f" --message-format json) ;;
         nft) args=(compile "$f" --target nft --color never) ;;
-        k8s) args=(compile "$f" --target k8s --k8s-deny admin --color never) ;;
+        k8s) args=(compile "$f" --target k8s --color never) ;;
         diff) args=(diff "$f" "$f" --color never) ;;
         query) args=(query "$f" --from any --color never) ;;
         matrix-csv) args=(matrix "$f" --format csv --color never) ;;

@@ -1265,10 +1265,23 @@ impl<'a> Builder<'a> {
     /// Subjects whose consumers and providers share no address family can never match.
     fn family_warnings(&mut self) {
         let p = &self.p;
+        // Each tenant's internal groups, in one pass (a scan of every group per `any` was
+        // quadratic in tenants).
+        let mut internal: Vec<Vec<GroupId>> = vec![Vec::new(); p.tenants.len()];
+        for (gi, grp) in p.groups.iter().enumerate() {
+            if grp.kind == GroupKind::Internal
+                && let Some(list) = internal.get_mut(grp.tenant.index())
+            {
+                list.push(GroupId(gi as u32));
+            }
+        }
         let fams = |g: GroupId| -> (bool, bool) {
             let grp = p.group(g);
             let members: Vec<GroupId> = if grp.kind == GroupKind::Any {
-                p.internal_groups(grp.tenant).collect()
+                internal
+                    .get(grp.tenant.index())
+                    .cloned()
+                    .unwrap_or_default()
             } else {
                 vec![g]
             };

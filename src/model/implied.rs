@@ -46,15 +46,19 @@ fn unenforced_no_effect(p: &Policy, out: &mut Vec<Diagnostic>) {
 /// W123: a tenant's only preferred group talks to no other preferred group, and its members
 /// reach each other anyway (intra-group default).
 fn lone_preferred(p: &Policy, out: &mut Vec<Diagnostic>) {
+    // The preferred groups of each tenant, in one pass over the groups (a scan per tenant was
+    // quadratic: 20,000 tenants took 22 s).
+    let mut pref: Vec<Vec<&crate::model::Group>> = vec![Vec::new(); p.tenants.len()];
+    for g in p.groups.iter().filter(|g| g.preferred.is_some()) {
+        if let Some(list) = pref.get_mut(g.tenant.index()) {
+            list.push(g);
+        }
+    }
     for (ti, t) in p.tenants.iter().enumerate() {
         if t.unenforced.is_some() {
             continue; // W121 says it
         }
-        let mut pref = p
-            .groups
-            .iter()
-            .filter(|g| g.tenant.index() == ti && g.preferred.is_some());
-        if let (Some(g), None) = (pref.next(), pref.next())
+        if let [g] = pref[ti].as_slice()
             && let Some(s) = g.preferred
         {
             out.push(
